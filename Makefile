@@ -1,0 +1,60 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)
+export PYTHONDONTWRITEBYTECODE := 1
+# Rasa and TensorFlow: no telemetry, quiet logs, never reach out.
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export HF_HUB_OFFLINE := 1
+
+# Python 3.10 (Rasa 3.6 needs < 3.11): the first candidate that really runs 3.10 (a pyenv shim
+# may exist and still fail).
+PYTHON310 ?= $(shell for c in python3.10 /root/.pyenv/versions/3.10.*/bin/python3.10 $$HOME/.pyenv/versions/3.10.*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10; do \
+	$$c -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1 && { command -v $$c; break; }; done)
+
+.PHONY: help setup lock import train run test lint format bench eval clean
+
+help:
+	@echo "make run     - set up, import procedures, train if stale, start everything"
+	@echo "make test    - the whole test suite"
+	@echo "make setup | import | train | bench | eval | lint | format | lock | clean"
+
+$(STAMP): requirements.lock
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (Rasa 3.6 needs it): install it, or set PYTHON310=/path/to/python3.10" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip<25" wheel
+	$(PY) -m pip install --quiet -r requirements.lock
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+# Re-resolve requirements.in into exact versions (needs network access to PyPI).
+lock: $(STAMP)
+	$(PY) -m pip install --quiet -r requirements.in
+	$(PY) -m pip freeze --exclude-editable > requirements.lock
+
+import: setup
+	$(PY) -m procedures_db import
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m procedures_db.bench
+
+clean:
+	rm -rf var models results .pytest_cache

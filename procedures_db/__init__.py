@@ -1,0 +1,1 @@
+"""Procedures database: schema, importers, search and CLI. No Rasa imports here."""

@@ -1,0 +1,65 @@
+"""Province profile: the operator's YAML file with the province's own contact facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from procedures_db.settings import get_settings
+
+NATIONAL_PORTAL_URL = "https://dichvucong.gov.vn"
+
+
+class ProfileError(ValueError):
+    """The profile file cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class ProvinceProfile:
+    province_name: str | None = None
+    online_portal_url: str = NATIONAL_PORTAL_URL
+    centre_name: str | None = None
+    centre_address: str | None = None
+    opening_hours: str | None = None
+    hotline: str | None = None
+    commune_one_stop: str | None = None
+
+    def unknown_fields(self) -> list[str]:
+        return [name for name, value in self.__dict__.items() if value is None]
+
+
+def _text(value: object, path: Path, field: str) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, (str, int)):
+        raise ProfileError(f"{path}: field '{field}' must be text, got {type(value).__name__}")
+    return str(value).strip()
+
+
+def load_profile(path: Path | None = None) -> ProvinceProfile:
+    """Read the profile; a missing file gives the default (national portal only)."""
+    path = path or get_settings().province_profile
+    if not path.exists():
+        return ProvinceProfile()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ProfileError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{path}: expected a mapping at the top level")
+    centre = raw.get("public_administration_centre") or {}
+    if not isinstance(centre, dict):
+        raise ProfileError(f"{path}: field 'public_administration_centre' must be a mapping")
+    field_of = "public_administration_centre."
+    return ProvinceProfile(
+        province_name=_text(raw.get("province_name"), path, "province_name"),
+        online_portal_url=_text(raw.get("online_portal_url"), path, "online_portal_url")
+        or NATIONAL_PORTAL_URL,
+        centre_name=_text(centre.get("name"), path, field_of + "name"),
+        centre_address=_text(centre.get("address"), path, field_of + "address"),
+        opening_hours=_text(centre.get("opening_hours"), path, field_of + "opening_hours"),
+        hotline=_text(centre.get("hotline"), path, field_of + "hotline"),
+        commune_one_stop=_text(raw.get("commune_one_stop"), path, "commune_one_stop"),
+    )

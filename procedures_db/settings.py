@@ -1,0 +1,65 @@
+"""The one place configuration is read from: the environment, with defaults.
+
+Every part of the project (library, CLI, actions, bot components, web server) calls
+`get_settings()` instead of reading `os.environ` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = PROJECT_ROOT / "var"
+
+
+def _default_data_dir() -> Path:
+    # The shared data folder sits beside the project root (../shared/data/tthc).
+    return PROJECT_ROOT.parent / "shared" / "data" / "tthc"
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    data_dir: Path
+    overlay_csv: Path | None
+    province_profile: Path
+    action_timeout_s: float
+    rasa_url: str
+    web_host: str
+    web_port: int
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings() -> Settings:
+    overlay = os.environ.get("PROCEDURES_OVERLAY_CSV")
+    return Settings(
+        database_url=os.environ.get(
+            "PROCEDURES_DB_URL", f"sqlite:///{VAR_DIR / 'procedures.sqlite3'}"
+        ),
+        data_dir=Path(os.environ.get("TTHC_DATA_DIR", str(_default_data_dir()))),
+        overlay_csv=Path(overlay) if overlay else None,
+        province_profile=Path(
+            os.environ.get("PROVINCE_PROFILE", str(PROJECT_ROOT / "province.yml"))
+        ),
+        action_timeout_s=_env_float("ACTION_DB_TIMEOUT_S", 3.0),
+        rasa_url=os.environ.get("RASA_URL", "http://localhost:5005"),
+        web_host=os.environ.get("WEB_HOST", "127.0.0.1"),
+        web_port=int(os.environ.get("WEB_PORT", "8080")),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once. Tests call `get_settings.cache_clear()`."""
+    return load_settings()

@@ -1,0 +1,45 @@
+"""Shared fixtures. The real data is imported once per test run into a temporary SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from procedures_db.settings import get_settings
+
+DATA_DIR = get_settings().data_dir
+
+
+@pytest.fixture(scope="session")
+def full_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite database holding every real record from the shared data folder."""
+    from procedures_db.db import create_schema, get_engine
+    from procedures_db.importers import run_import
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('fulldb') / 'procedures.sqlite3'}"
+    engine = get_engine(url)
+    create_schema(engine)
+    report = run_import([DATA_DIR], overlay=None, engine=engine)
+    assert report.inserted > 2600, report.summary_lines()
+    return url
+
+
+@pytest.fixture(scope="session")
+def full_db_engine(full_db_url: str):
+    from procedures_db.db import get_engine
+
+    return get_engine(full_db_url)
+
+
+@pytest.fixture
+def use_full_db(full_db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the settings (and so every default engine) at the full database."""
+    monkeypatch.setenv("PROCEDURES_DB_URL", full_db_url)
+    get_settings.cache_clear()
+    yield full_db_url
+    get_settings.cache_clear()
+
+
+def data_path(*parts: str) -> Path:
+    return DATA_DIR.joinpath(*parts)

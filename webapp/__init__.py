@@ -1,0 +1,1 @@
+"""The web server on :8080: demo portal with the chat widget, staff lookup, JSON API."""
