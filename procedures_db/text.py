@@ -71,7 +71,7 @@ def _syllable_tone_fix(syllable: str) -> str:
     bare = nfc("".join(ch for ch in decomposed if ch not in _TONE_MARKS))
     lower = bare.lower()
     match = re.search(r"(o[ae]|uy)$", lower)
-    if not match or lower.startswith(("qu", "gi")) and match.group(1) == "uy":
+    if not match or (lower.startswith(("qu", "gi")) and match.group(1) == "uy"):
         return syllable
     start = match.start()
     if start > 0 and lower[start - 1] in _VOWELS:
