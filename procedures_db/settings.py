@@ -28,6 +28,7 @@ def _env_float(name: str, default: float) -> float:
 @dataclass(frozen=True)
 class Settings:
     database_url: str
+    tracker_db_url: str
     data_dir: Path
     overlay_csv: Path | None
     province_profile: Path
@@ -47,6 +48,7 @@ def load_settings() -> Settings:
         database_url=os.environ.get(
             "PROCEDURES_DB_URL", f"sqlite:///{VAR_DIR / 'procedures.sqlite3'}"
         ),
+        tracker_db_url=os.environ.get("TRACKER_DB_URL", f"sqlite:///{VAR_DIR / 'tracker.sqlite3'}"),
         data_dir=Path(os.environ.get("TTHC_DATA_DIR", str(_default_data_dir()))),
         overlay_csv=Path(overlay) if overlay else None,
         province_profile=Path(

@@ -43,3 +43,29 @@ def use_full_db(full_db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def data_path(*parts: str) -> Path:
     return DATA_DIR.joinpath(*parts)
+
+
+@pytest.fixture(scope="session")
+def running_stack(full_db_url: str, tmp_path_factory: pytest.TempPathFactory):
+    """Action server + Rasa (the model `make train` built) + web server on free ports.
+
+    Uses the full procedures database and a fresh SQLite tracker store. Started once per run.
+    """
+    from scripts.stack import DEFAULT_MODEL, Stack, free_port
+
+    if not DEFAULT_MODEL.exists():
+        pytest.fail(f"no trained model at {DEFAULT_MODEL}: `make test` trains it first")
+    work = tmp_path_factory.mktemp("stack")
+    stack = Stack(
+        rasa_port=free_port(),
+        action_port=free_port(),
+        web_port=free_port(),
+        log_dir=work / "logs",
+        env={
+            "PROCEDURES_DB_URL": full_db_url,
+            "TRACKER_DB_URL": f"sqlite:///{work / 'tracker.sqlite3'}",
+        },
+    )
+    stack.start()
+    yield stack
+    stack.stop()
