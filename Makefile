@@ -17,7 +17,12 @@ export HF_HUB_OFFLINE := 1
 PYTHON310 ?= $(shell for c in python3.10 /root/.pyenv/versions/3.10.*/bin/python3.10 $$HOME/.pyenv/versions/3.10.*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10; do \
 	$$c -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1 && { command -v $$c; break; }; done)
 
-.PHONY: help setup lock import train run test lint format bench eval clean
+.PHONY: help setup lock import train run test lint format bench eval clean browser
+
+RASA := $(VENV)/bin/rasa
+MODEL := models/tthc.tar.gz
+# What the model is trained from: retrain only when one of these changed.
+TRAIN_INPUTS := config.yml domain.yml $(shell find data bot/nlu -type f \( -name '*.yml' -o -name '*.py' \) 2>/dev/null)
 
 help:
 	@echo "make run     - set up, import procedures, train if stale, start everything"
@@ -41,6 +46,19 @@ lock: $(STAMP)
 import: setup
 	$(PY) -m procedures_db import
 
+$(MODEL): $(TRAIN_INPUTS) | $(STAMP)
+	$(RASA) train --config config.yml --domain domain.yml --data data --out models --fixed-model-name tthc
+	@touch $(MODEL)
+
+train: $(MODEL)
+
+run: import train
+	$(PY) scripts/stack.py
+
+# Debian's Chromium for the browser tests (a browser download is impossible here).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -49,8 +67,11 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: setup
+test: setup browser train
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(RASA) data validate --domain domain.yml --data data --config config.yml
+	$(RASA) test core --stories tests/stories --model $(MODEL) --out results/core --fail-on-prediction-errors
 	$(PY) -m pytest -q
 
 bench: setup
