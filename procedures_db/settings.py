@@ -36,6 +36,8 @@ class Settings:
     rasa_url: str
     web_host: str
     web_port: int
+    # Other sites allowed to embed the chat widget (CORS on /api/chat); "*" allows any site.
+    chat_allowed_origins: tuple[str, ...] = ()
 
     @property
     def is_sqlite(self) -> bool:
@@ -58,6 +60,11 @@ def load_settings() -> Settings:
         rasa_url=os.environ.get("RASA_URL", "http://localhost:5005"),
         web_host=os.environ.get("WEB_HOST", "127.0.0.1"),
         web_port=int(os.environ.get("WEB_PORT", "8080")),
+        chat_allowed_origins=tuple(
+            origin.strip().rstrip("/")
+            for origin in os.environ.get("CHAT_ALLOWED_ORIGINS", "").split(",")
+            if origin.strip()
+        ),
     )
 
 
