@@ -159,3 +159,31 @@ class ImportRun(Base):
     finished_at = Column(DateTime)
     report = Column(JSON, nullable=False, default=dict)
     rows_total = Column(BigInteger, nullable=False, default=0)
+
+
+class StaffAccount(Base):
+    """A hotline staff member who may sign in to /staff (`python -m webapp.accounts create`)."""
+
+    __tablename__ = "staff_accounts"
+
+    id = Column(Integer, primary_key=True)
+    username = Column(String(64), nullable=False, unique=True, index=True)
+    password_hash = Column(Text, nullable=False)  # "scrypt$n$r$p$salt$hash", per-user salt
+    created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+
+class StaffSession(Base):
+    """A signed-in browser: the cookie holds a random token, the table only its SHA-256."""
+
+    __tablename__ = "staff_sessions"
+
+    id = Column(Integer, primary_key=True)
+    token_hash = Column(String(64), nullable=False, unique=True, index=True)
+    account_id = Column(
+        Integer, ForeignKey("staff_accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    csrf_token = Column(String(64), nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    expires_at = Column(DateTime, nullable=False)
+
+    account = relationship("StaffAccount")

@@ -38,6 +38,8 @@ class Settings:
     web_port: int
     # Other sites allowed to embed the chat widget (CORS on /api/chat); "*" allows any site.
     chat_allowed_origins: tuple[str, ...] = ()
+    # Public JSON API: requests per minute per client IP (0 = no limit, e.g. for benchmarks).
+    api_rate_limit_per_minute: int = 300
 
     @property
     def is_sqlite(self) -> bool:
@@ -65,6 +67,7 @@ def load_settings() -> Settings:
             for origin in os.environ.get("CHAT_ALLOWED_ORIGINS", "").split(",")
             if origin.strip()
         ),
+        api_rate_limit_per_minute=int(os.environ.get("API_RATE_LIMIT_PER_MINUTE", "300")),
     )
 
 
