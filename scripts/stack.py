@@ -51,10 +51,28 @@ def tracker_store_config(url: str) -> dict:
     return config
 
 
-def write_endpoints(path: Path, action_port: int, tracker_url: str) -> Path:
+def lock_store_config(url: str) -> dict:
+    """redis://[:password@]host[:port][/db] -> Rasa's RedisLockStore fields."""
+    parsed = make_url(url)
+    config = {
+        "type": "redis",
+        "url": parsed.host or "127.0.0.1",
+        "port": parsed.port or 6379,
+        "db": int(parsed.database or 0),
+    }
+    if parsed.password:
+        config["password"] = parsed.password
+    return config
+
+
+def write_endpoints(
+    path: Path, action_port: int, tracker_url: str, lock_store_url: str | None = None
+) -> Path:
     endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8")) or {}
     endpoints["action_endpoint"] = {"url": f"http://127.0.0.1:{action_port}/webhook"}
     endpoints["tracker_store"] = tracker_store_config(tracker_url)
+    if lock_store_url:
+        endpoints["lock_store"] = lock_store_config(lock_store_url)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(endpoints, allow_unicode=True), encoding="utf-8")
     return path
@@ -97,21 +115,30 @@ class Stack:
     def _tracker_url(self) -> str:
         return self.env.get("TRACKER_DB_URL") or get_settings().tracker_db_url
 
-    def commands(self) -> dict[str, list[str]]:
-        python = sys.executable
-        endpoints = write_endpoints(
-            self.log_dir / f"endpoints-{self.rasa_port}.yml", self.action_port, self._tracker_url()
-        )
-        rasa = [python, "-m", "rasa", "run", "--enable-api", "--cors", "*"]
-        rasa += ["--model", str(self.model), "--port", str(self.rasa_port)]
-        rasa += ["--endpoints", str(endpoints), "--credentials", str(ROOT / "credentials.yml")]
+    def _lock_store_url(self) -> str | None:
+        return self.env.get("LOCK_STORE_URL") or get_settings().lock_store_url
+
+    def rasa_command(self, port: int, endpoints: Path, credentials: Path) -> list[str]:
+        rasa = [sys.executable, "-m", "rasa", "run", "--enable-api", "--cors", "*"]
+        rasa += ["--model", str(self.model), "--port", str(port)]
+        rasa += ["--endpoints", str(endpoints), "--credentials", str(credentials)]
         token = self._env().get("RASA_API_TOKEN")
         if token:
             rasa += ["--auth-token", token]
+        return rasa
+
+    def commands(self) -> dict[str, list[str]]:
+        python = sys.executable
+        endpoints = write_endpoints(
+            self.log_dir / f"endpoints-{self.rasa_port}.yml",
+            self.action_port,
+            self._tracker_url(),
+            self._lock_store_url(),
+        )
         actions = [python, "-m", "rasa_sdk", "--actions", "actions", "-p", str(self.action_port)]
         return {
             "actions": actions,
-            "rasa": rasa,
+            "rasa": self.rasa_command(self.rasa_port, endpoints, ROOT / "credentials.yml"),
             "web": [python, "-m", "webapp"],
         }
 
