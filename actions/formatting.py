@@ -1,0 +1,264 @@
+"""Vietnamese answer texts built only from a procedure record and the province profile.
+
+Pure functions (no I/O) so they are easy to test. A value the record lacks is reported as not
+available with the way to get it (hotline or national portal), never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from actions.questions import Fact
+from procedures_db.profile import NATIONAL_PORTAL_URL, ProvinceProfile
+from procedures_db.text import fold_accents
+
+METHOD_LABELS = {"truc_tuyen": "Trực tuyến", "truc_tiep": "Trực tiếp", "buu_chinh": "Bưu chính"}
+UNIT_LABELS = {"working_day": "ngày làm việc", "day": "ngày", "hour": "giờ", "month": "tháng"}
+ONLINE_LEVEL_TEXT = {
+    "toan_trinh": "Làm được hoàn toàn trực tuyến (dịch vụ công trực tuyến toàn trình): nộp hồ sơ,"
+    " nộp phí và nhận kết quả qua mạng, không phải đến cơ quan.",
+    "mot_phan": "Dịch vụ công trực tuyến một phần: bạn nộp hồ sơ trực tuyến nhưng vẫn phải đến"
+    " cơ quan để nộp bản giấy hoặc nhận kết quả.",
+    "truc_tiep": "Thủ tục này chưa nộp trực tuyến được: chỉ nộp trực tiếp hoặc qua bưu chính.",
+    "chua_ro": "Thủ tục này có nộp hồ sơ trực tuyến, nhưng cơ sở dữ liệu chưa ghi rõ là toàn"
+    " trình hay một phần.",
+}
+LEVEL_SCALE_NOTE = "(Theo cách gọi cũ: mức độ 4 ≈ toàn trình, mức độ 3 ≈ một phần.)"
+FACT_LABELS = {
+    Fact.PLACE: "nơi nộp hồ sơ",
+    Fact.TIME: "thời gian giải quyết",
+    Fact.FEE: "phí, lệ phí",
+    Fact.DOCUMENTS: "thành phần hồ sơ",
+    Fact.STEPS: "trình tự thực hiện",
+    Fact.REQUIREMENTS: "yêu cầu, điều kiện",
+    Fact.ONLINE: "mức độ dịch vụ công trực tuyến",
+}
+MAX_DOCUMENTS = 8
+MAX_STEPS = 4
+_MISSING = ("khong co thong tin", "khong co", "khong quy dinh", "")
+
+
+def clean(value: Any) -> str | None:
+    """Text with whitespace collapsed; None when empty or the portal's "no information"."""
+    if value is None:
+        return None
+    text = " ".join(str(value).split()).strip(" -;,.")
+    return None if fold_accents(text).lower() in _MISSING else text
+
+
+def trim(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
+
+
+def number(value: float) -> str:
+    return f"{value:g}".replace(".", ",")
+
+
+def vnd(amount: float) -> str:
+    return f"{int(amount):,}".replace(",", ".") + " đồng"
+
+
+def contact_hint(profile: ProvinceProfile) -> str:
+    """Where a citizen gets what the bot does not know: the hotline, else the national portal."""
+    if profile.hotline:
+        hours = f" ({profile.opening_hours})" if profile.opening_hours else ""
+        return f"Bạn vui lòng gọi đường dây nóng {profile.hotline}{hours} để được hướng dẫn."
+    return f"Bạn có thể tra cứu thêm trên Cổng Dịch vụ công quốc gia: {NATIONAL_PORTAL_URL}"
+
+
+def not_available(fact: Fact, profile: ProvinceProfile) -> str:
+    return f"Cơ sở dữ liệu chưa có thông tin về {FACT_LABELS[fact]}. {contact_hint(profile)}"
+
+
+def header(details: Any) -> str:
+    return f"Thủ tục: {clean(details.name)} (Mã TTHC: {details.code})"
+
+
+def _per_method(details: Any, value_of: Callable[[Any], str | None]) -> list[tuple[str, str]]:
+    """(method label, value) for every method that has a value."""
+    pairs = []
+    for method in details.methods:
+        value = value_of(method)
+        if value:
+            pairs.append((METHOD_LABELS.get(method.method, str(method.method)), value))
+    return pairs
+
+
+def _grouped(pairs: Iterable[tuple[str, str]]) -> list[str]:
+    """One line per distinct value, naming every method it applies to."""
+    groups: dict[str, list[str]] = {}
+    for label, value in pairs:
+        groups.setdefault(value, []).append(label)
+    return [f"- {', '.join(labels)}: {value}" for value, labels in groups.items()]
+
+
+def method_time(method: Any) -> str | None:
+    if method.time_value is not None and method.time_unit in UNIT_LABELS:
+        return f"{number(method.time_value)} {UNIT_LABELS[method.time_unit]}"
+    if method.time_value is not None:  # the portal gave a bare number: never guess its unit
+        return f"{number(method.time_value)} (nguồn không ghi rõ đơn vị)"
+    return clean(method.time_text)
+
+
+def _is_free_text(text: str | None) -> bool:
+    return bool(text) and fold_accents(text).lower().startswith(("mien phi", "khong thu"))
+
+
+def method_fee(method: Any) -> str | None:
+    """The fee as the record states it; an amount in the description beats a "Miễn phí" cell."""
+    cell, description = clean(method.fee_text), clean(method.fee_description)
+    amounts = [a for a in (method.fee_amounts or []) if a]
+    parts = []
+    if cell and not (_is_free_text(cell) and amounts):
+        parts.append(re.sub(r"Việt Nam Đồng|VNĐ|VND", "đồng", cell))
+    if description:
+        parts.append(trim(description, 400))
+    elif amounts and _is_free_text(cell):
+        parts.append(", ".join(vnd(a) for a in amounts))
+    return ". ".join(parts) or None
+
+
+def time_text(details: Any, profile: ProvinceProfile) -> str:
+    pairs = _per_method(details, method_time)
+    if not pairs:
+        return not_available(Fact.TIME, profile)
+    return "Thời gian giải quyết: " + "; ".join(f"{label}: {value}" for label, value in pairs)
+
+
+def fee_text(details: Any, profile: ProvinceProfile) -> str:
+    pairs = _per_method(details, method_fee)
+    if not pairs:
+        return not_available(Fact.FEE, profile)
+    return "Phí, lệ phí:\n" + "\n".join(_grouped(pairs))
+
+
+def portal_url(details: Any, profile: ProvinceProfile) -> str:
+    return clean(details.online_submit_url) or profile.online_portal_url
+
+
+def _has_method(details: Any, method: str) -> bool:
+    return any(m.method == method for m in details.methods)
+
+
+def place_text(details: Any, profile: ProvinceProfile) -> str:
+    lines = []
+    agencies = clean(details.implementing_agencies) or clean(details.competent_agency)
+    if agencies:
+        lines.append(f"- Cơ quan thực hiện: {agencies}")
+    if clean(details.receiving_address):
+        lines.append(f"- Địa chỉ tiếp nhận: {trim(clean(details.receiving_address), 300)}")
+    levels = set(details.levels or [])
+    if "tinh" in levels and profile.centre_name:
+        where = ", ".join(filter(None, (profile.centre_name, profile.centre_address)))
+        hours = f" (giờ làm việc: {profile.opening_hours})" if profile.opening_hours else ""
+        lines.append(f"- Nộp trực tiếp tại {where}{hours}")
+    if "xa" in levels and profile.commune_one_stop:
+        lines.append(f"- Cấp xã: {profile.commune_one_stop}")
+    if _has_method(details, "truc_tuyen"):
+        lines.append(f"- Nộp trực tuyến: {portal_url(details, profile)}")
+    if _has_method(details, "buu_chinh"):
+        lines.append("- Hoặc gửi hồ sơ qua dịch vụ bưu chính.")
+    if not lines:
+        return not_available(Fact.PLACE, profile)
+    return "Nơi nộp hồ sơ:\n" + "\n".join(lines)
+
+
+def online_text(details: Any, profile: ProvinceProfile, *, level_scale: bool = False) -> str:
+    level = details.online_level if details.online_level in ONLINE_LEVEL_TEXT else "chua_ro"
+    lines = [f"Nộp trực tuyến: {ONLINE_LEVEL_TEXT[level]}"]
+    if level_scale:
+        lines.append(LEVEL_SCALE_NOTE)
+    if level != "truc_tiep":
+        lines.append(f"Nộp tại: {portal_url(details, profile)}")
+    return "\n".join(lines)
+
+
+def quantity(document: Any) -> str:
+    parts = []
+    if document.originals:
+        parts.append(f"{document.originals} bản chính")
+    if document.copies:
+        parts.append(f"{document.copies} bản sao")
+    return ", ".join(parts)
+
+
+def documents_text(details: Any, profile: ProvinceProfile) -> str:
+    documents = list(details.documents)
+    if not documents:
+        return not_available(Fact.DOCUMENTS, profile)
+    lines, case = [], None
+    for index, document in enumerate(documents[:MAX_DOCUMENTS], start=1):
+        if clean(document.case_name) and document.case_name != case:
+            case = document.case_name
+            lines.append(f"Trường hợp {trim(clean(case), 150)}:")
+        amount = quantity(document)
+        lines.append(
+            f"{index}. {trim(clean(document.name) or '', 220)}" + (f" ({amount})" if amount else "")
+        )
+    if len(documents) > MAX_DOCUMENTS:
+        lines.append(f"… và {len(documents) - MAX_DOCUMENTS} giấy tờ khác (xem chi tiết ở nguồn).")
+    return "Thành phần hồ sơ:\n" + "\n".join(lines)
+
+
+_STEP_SPLIT = re.compile(r"\n+|(?=Bước \d+\s*[:.])")
+
+
+def steps_text(details: Any, profile: ProvinceProfile) -> str:
+    steps = [clean(part) for part in _STEP_SPLIT.split(details.steps or "")]
+    steps = [step for step in steps if step]
+    if not steps:
+        return not_available(Fact.STEPS, profile)
+    lines = [f"- {trim(step, 250)}" for step in steps[:MAX_STEPS]]
+    if len(steps) > MAX_STEPS:
+        lines.append("… (các bước tiếp theo xem ở nguồn)")
+    return "Các bước thực hiện:\n" + "\n".join(lines)
+
+
+def requirements_text(details: Any, profile: ProvinceProfile) -> str:
+    requirements = clean(details.requirements)
+    if not requirements:
+        return not_available(Fact.REQUIREMENTS, profile)
+    return f"Yêu cầu, điều kiện: {trim(requirements, 600)}"
+
+
+def overview_text(details: Any, profile: ProvinceProfile) -> str:
+    lines = []
+    if clean(details.field):
+        lines.append(f"Lĩnh vực: {clean(details.field)}")
+    if clean(details.implementing_agencies):
+        lines.append(f"Cơ quan thực hiện: {clean(details.implementing_agencies)}")
+    lines.append(time_text(details, profile))
+    lines.append(online_text(details, profile))
+    lines.append("Bạn có thể hỏi thêm: hồ sơ cần gì, lệ phí, nộp ở đâu, các bước, điều kiện.")
+    return "\n".join(lines)
+
+
+def fact_text(fact: Fact, details: Any, profile: ProvinceProfile, *, level_scale: bool) -> str:
+    if fact is Fact.ONLINE:
+        return online_text(details, profile, level_scale=level_scale)
+    builders: dict[Fact, Callable[[Any, ProvinceProfile], str]] = {
+        Fact.OVERVIEW: overview_text,
+        Fact.PLACE: place_text,
+        Fact.TIME: time_text,
+        Fact.FEE: fee_text,
+        Fact.DOCUMENTS: documents_text,
+        Fact.STEPS: steps_text,
+        Fact.REQUIREMENTS: requirements_text,
+    }
+    return builders[fact](details, profile)
+
+
+def procedure_answer(
+    details: Any, facts: list[Fact], profile: ProvinceProfile, *, level_scale: bool = False
+) -> str:
+    """Name and code, one paragraph per asked fact, then the source link."""
+    parts = [header(details)]
+    parts += [fact_text(fact, details, profile, level_scale=level_scale) for fact in facts]
+    if clean(details.source_url):
+        parts.append(f"Nguồn: {clean(details.source_url)}")
+    return "\n\n".join(parts)

@@ -1,0 +1,385 @@
+"""Custom actions against the real procedures database, one conversation turn at a time.
+
+`Chat` plays the Rasa side: it routes each intent the way data/rules does, runs the action with
+a real `Tracker` and `CollectingDispatcher`, and keeps the slots the actions set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import lookup
+from actions.disambiguation import choose_payload
+from actions.fallback import ActionFallback
+from actions.human_handoff import ActionHumanHandoff
+from actions.procedure_answers import ActionAnswerProcedure
+from procedures_db.settings import PROJECT_ROOT, get_settings
+
+DOMAIN = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
+ACTIONS = {a.name(): a for a in (ActionAnswerProcedure(), ActionFallback(), ActionHumanHandoff())}
+LICENCE = "3.000347"  # Đổi giấy phép lái xe
+
+
+def rule_routes() -> dict[str, str]:
+    """intent -> action of every one-turn rule in data/rules."""
+    routes = {}
+    for path in sorted((PROJECT_ROOT / "data" / "rules").glob("*.yml")):
+        for rule in yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]:
+            intent, action = rule["steps"][0]["intent"], rule["steps"][1]["action"]
+            routes[intent] = action
+    return routes
+
+
+ROUTES = rule_routes()
+
+
+class Chat:
+    """One citizen's conversation: slots carried from turn to turn."""
+
+    def __init__(self, slots: dict[str, Any] | None = None) -> None:
+        self.slots: dict[str, Any] = {"fallback_count": 0.0, **(slots or {})}
+        self.messages: list[dict[str, Any]] = []
+
+    async def say(self, text: str, intent: str, **entities: str) -> str:
+        action_name = ROUTES[intent]
+        if action_name.startswith("utter_"):
+            self.messages = [{"text": DOMAIN["responses"][action_name][0]["text"]}]
+            return self.messages[0]["text"]
+        latest = {
+            "text": text,
+            "intent": {"name": intent, "confidence": 0.9},
+            "entities": [{"entity": name, "value": value} for name, value in entities.items()],
+        }
+        tracker = Tracker("citizen", dict(self.slots), latest, [], False, None, {}, "action_listen")
+        dispatcher = CollectingDispatcher()
+        events = await ACTIONS[action_name].run(dispatcher, tracker, DOMAIN)
+        for event in events:
+            if event["event"] == "slot":
+                self.slots[event["name"]] = event["value"]
+        self.messages = dispatcher.messages
+        assert self.messages, f"{action_name} sent nothing for {text!r}"
+        return "\n".join(m.get("text") or "" for m in self.messages)
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        return [b for m in self.messages for b in m.get("buttons") or []]
+
+
+@pytest.fixture
+def profile_with_hotline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "province.yml"
+    path.write_text(
+        "province_name: Tỉnh Thử\n"
+        "online_portal_url: https://dichvucong.thu.gov.vn\n"
+        "public_administration_centre:\n"
+        "  name: Trung tâm Phục vụ hành chính công tỉnh Thử\n"
+        "  address: 1 Đường Một, TP Thử\n"
+        "  opening_hours: 7h30-17h00 thứ Hai đến thứ Sáu\n"
+        "  hotline: 1900 0000\n"
+        "commune_one_stop: Bộ phận Một cửa UBND xã, phường\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PROVINCE_PROFILE", str(path))
+    get_settings.cache_clear()
+    return path
+
+
+def test_every_question_intent_has_a_rule() -> None:
+    for intent in (
+        "ask_procedure_info",
+        "ask_online_level",
+        "ask_processing_time",
+        "ask_submission_place",
+        "ask_fee",
+        "ask_documents",
+        "ask_steps",
+        "ask_requirements",
+        "choose_procedure",
+    ):
+        assert ROUTES[intent] == "action_answer_procedure"
+    assert ROUTES["nlu_fallback"] == "action_fallback"
+    assert ROUTES["ask_human"] == "action_human_handoff"
+
+
+async def test_processing_time_per_method(use_full_db: str) -> None:
+    reply = await Chat().say(
+        "đổi giấy phép lái xe mất bao lâu", "ask_processing_time", procedure="đổi giấy phép lái xe"
+    )
+    assert "Mã TTHC: 3.000347" in reply
+    assert "Đổi giấy phép lái xe" in reply
+    assert "Trực tuyến: 5 ngày làm việc" in reply
+    assert "Trực tiếp: 5 ngày làm việc" in reply
+    assert "dichvucong.gov.vn" in reply  # source link
+
+
+async def test_fee_shows_the_amount_never_free(use_full_db: str) -> None:
+    reply = await Chat().say("đổi bằng lái hết bao nhiêu tiền", "ask_fee", procedure_code=LICENCE)
+    assert "Mã TTHC: 3.000347" in reply
+    assert "135.000 đồng/lần" in reply
+    assert "miễn phí" not in reply.lower()
+
+
+async def test_documents_numbered_with_quantities(use_full_db: str) -> None:
+    reply = await Chat().say("đổi gplx cần giấy tờ gì", "ask_documents", procedure_code=LICENCE)
+    assert "1. Đề nghị đổi giấy phép lái xe" in reply
+    assert "(1 bản chính)" in reply
+    assert "(1 bản sao)" in reply
+    assert "\n5. " in reply
+
+
+async def test_submission_place_from_record_and_profile(
+    use_full_db: str, profile_with_hotline: Path
+) -> None:
+    reply = await Chat().say(
+        "đổi bằng lái nộp ở đâu", "ask_submission_place", procedure_code=LICENCE
+    )
+    assert "Công an cấp Xã" in reply  # implementing agencies of the record
+    assert "Bộ phận Một cửa UBND xã, phường" not in reply  # a ministry-level procedure
+    assert "Nộp trực tuyến: https://dichvucong.thu.gov.vn" in reply
+
+
+async def test_submission_place_of_a_commune_procedure(
+    use_full_db: str, profile_with_hotline: Path
+) -> None:
+    reply = await Chat().say(
+        "đăng ký khai sinh nộp ở đâu", "ask_submission_place", procedure_code="1.001193"
+    )
+    assert "Mã TTHC: 1.001193" in reply
+    assert "Bộ phận Một cửa UBND xã, phường" in reply
+
+
+async def test_online_level_in_plain_words(use_full_db: str) -> None:
+    reply = await Chat().say(
+        "đổi bằng lái có làm online được không, mức độ mấy",
+        "ask_online_level",
+        procedure_code=LICENCE,
+    )
+    assert "Mã TTHC: 3.000347" in reply
+    assert "trực tuyến" in reply
+    assert "mức độ 4 ≈ toàn trình, mức độ 3 ≈ một phần" in reply
+    assert "https://dichvucong.gov.vn" in reply
+
+
+async def test_steps_summarised(use_full_db: str) -> None:
+    reply = await Chat().say("các bước đổi bằng lái", "ask_steps", procedure_code=LICENCE)
+    assert "Các bước thực hiện:" in reply
+    assert "Nộp hồ sơ" in reply
+    assert len(reply) < 2000
+
+
+async def test_missing_value_gives_the_hotline(
+    use_full_db: str, profile_with_hotline: Path
+) -> None:
+    # The portal publishes no requirements for 3.000347 ("Không có thông tin").
+    reply = await Chat().say("điều kiện đổi bằng lái", "ask_requirements", procedure_code=LICENCE)
+    assert "Mã TTHC: 3.000347" in reply
+    assert "chưa có thông tin về yêu cầu, điều kiện" in reply
+    assert "1900 0000" in reply
+
+
+async def test_missing_value_without_hotline_gives_the_national_portal(use_full_db: str) -> None:
+    reply = await Chat().say("điều kiện đổi bằng lái", "ask_requirements", procedure_code=LICENCE)
+    assert "chưa có thông tin về yêu cầu, điều kiện" in reply
+    assert "Cổng Dịch vụ công quốc gia: https://dichvucong.gov.vn" in reply
+
+
+async def test_procedure_info_overview(use_full_db: str) -> None:
+    reply = await Chat().say(
+        "thủ tục đổi giấy phép lái xe", "ask_procedure_info", procedure_code=LICENCE
+    )
+    assert "Mã TTHC: 3.000347" in reply
+    assert "5 ngày làm việc" in reply
+    assert "Sát hạch, cấp giấy phép lái xe" in reply  # field
+
+
+async def test_follow_ups_stay_on_the_procedure(use_full_db: str) -> None:
+    chat = Chat()
+    first = await chat.say(
+        "đổi giấy phép lái xe mất mấy ngày", "ask_processing_time", procedure="đổi giấy phép lái xe"
+    )
+    assert "Mã TTHC: 3.000347" in first
+    assert chat.slots["procedure_code"] == LICENCE
+    fee = await chat.say("còn lệ phí thì sao?", "ask_fee")
+    assert "Mã TTHC: 3.000347" in fee and "135.000" in fee
+    place = await chat.say("nộp ở đâu vậy?", "ask_submission_place")
+    assert "Mã TTHC: 3.000347" in place and "Nơi nộp hồ sơ" in place
+    online = await chat.say("có làm online được không", "ask_online_level")
+    assert "Mã TTHC: 3.000347" in online and "Nộp trực tuyến" in online
+
+
+async def test_naming_another_procedure_switches(use_full_db: str) -> None:
+    chat = Chat()
+    await chat.say("đổi bằng lái mất bao lâu", "ask_processing_time", procedure_code=LICENCE)
+    reply = await chat.say(
+        "thế còn đăng ký kết hôn cần giấy tờ gì", "ask_documents", procedure="đăng ký kết hôn"
+    )
+    assert "Mã TTHC: 1.000894" in reply
+    assert chat.slots["procedure_code"] == "1.000894"
+    again = await chat.say("lệ phí bao nhiêu", "ask_fee")
+    assert "Mã TTHC: 1.000894" in again
+
+
+async def test_switch_by_code_in_the_text(use_full_db: str) -> None:
+    chat = Chat({"procedure_code": LICENCE})
+    reply = await chat.say("thủ tục 1.001193 mất bao lâu", "ask_processing_time")
+    assert "Mã TTHC: 1.001193" in reply
+
+
+async def disambiguate(chat: Chat) -> str:
+    reply = await chat.say("khai sinh mất bao lâu", "ask_processing_time", procedure="khai sinh")
+    assert "1. " in reply and "2. " in reply
+    assert 2 <= len(chat.buttons) <= 5
+    assert "Mã TTHC" not in reply
+    return reply
+
+
+async def test_disambiguation_then_button(use_full_db: str) -> None:
+    chat = Chat()
+    await disambiguate(chat)
+    payload = chat.buttons[1]["payload"]
+    code = json.loads(payload.removeprefix("/choose_procedure"))["procedure_code"]
+    assert payload == choose_payload(code)
+    assert all(len(b["title"]) <= 60 for b in chat.buttons)
+    reply = await chat.say(payload, "choose_procedure", procedure_code=code)
+    assert f"Mã TTHC: {code}" in reply
+    assert "Thời gian giải quyết" in reply  # the original question, not an overview
+    assert chat.slots["procedure_candidates"] is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "intent", "index"),
+    [("2", "nlu_fallback", 1), ("số 1", "choose_procedure", 0), ("cái thứ hai", "nlu_fallback", 1)],
+)
+async def test_disambiguation_then_typed_number(
+    use_full_db: str, typed: str, intent: str, index: int
+) -> None:
+    chat = Chat()
+    await disambiguate(chat)
+    code = chat.slots["procedure_candidates"][index]["code"]
+    reply = await chat.say(typed, intent)
+    assert f"Mã TTHC: {code}" in reply
+    assert "Thời gian giải quyết" in reply
+
+
+async def test_disambiguation_then_typed_name(use_full_db: str) -> None:
+    chat = Chat()
+    await disambiguate(chat)
+    wanted = chat.slots["procedure_candidates"][-1]
+    reply = await chat.say(wanted["name"], "ask_procedure_info")
+    assert f"Mã TTHC: {wanted['code']}" in reply
+    assert "Thời gian giải quyết" in reply
+
+
+async def test_several_questions_in_one_message(use_full_db: str) -> None:
+    reply = await Chat().say(
+        "đổi giấy phép lái xe làm ở đâu, mất bao lâu, bao nhiêu tiền?",
+        "ask_submission_place",
+        procedure="đổi giấy phép lái xe",
+    )
+    assert reply.count("Mã TTHC: 3.000347") == 1
+    assert "Nơi nộp hồ sơ" in reply
+    assert "5 ngày làm việc" in reply
+    assert "135.000" in reply
+
+
+async def test_question_without_procedure_asks_which_then_answers_it(use_full_db: str) -> None:
+    chat = Chat()
+    ask = await chat.say("lệ phí bao nhiêu vậy", "ask_fee")
+    assert "thủ tục nào" in ask
+    reply = await chat.say(
+        "đổi giấy phép lái xe", "ask_procedure_info", procedure="đổi giấy phép lái xe"
+    )
+    assert "Mã TTHC: 3.000347" in reply and "135.000" in reply
+
+
+async def test_nothing_found_says_so(use_full_db: str, profile_with_hotline: Path) -> None:
+    reply = await Chat().say("qwzx vbnm plokij lệ phí", "ask_fee", procedure="qwzx vbnm plokij")
+    assert "chưa tìm thấy thủ tục" in reply
+    assert "1900 0000" in reply
+
+
+async def test_fallback_twice_then_hotline(use_full_db: str, profile_with_hotline: Path) -> None:
+    chat = Chat()
+    first = await chat.say("ừm cái đó á", "nlu_fallback")
+    assert "nói lại" in first and "1900 0000" not in first
+    second = await chat.say("hmm", "nlu_fallback")
+    assert "1900 0000" in second
+    assert chat.slots["fallback_count"] == 0
+
+
+async def test_fallback_still_answers_a_follow_up(use_full_db: str) -> None:
+    chat = Chat({"procedure_code": LICENCE})
+    reply = await chat.say("con phi thi sao", "nlu_fallback")
+    assert "Mã TTHC: 3.000347" in reply and "135.000" in reply
+
+
+async def test_out_of_scope_says_what_the_bot_does() -> None:
+    reply = await Chat().say("hôm nay thời tiết thế nào", "out_of_scope")
+    assert "thủ tục hành chính" in reply and "lệ phí" in reply
+
+
+async def test_greeting_gives_examples() -> None:
+    reply = await Chat().say("xin chào", "greet")
+    assert reply.count("\n- ") >= 3
+
+
+async def test_human_handoff_from_the_profile(profile_with_hotline: Path) -> None:
+    reply = await Chat().say("cho tôi gặp cán bộ", "ask_human")
+    assert "1900 0000" in reply
+    assert "7h30-17h00" in reply
+    assert "dichvucong.gov.vn" in reply
+
+
+async def test_human_handoff_with_unknown_profile_values() -> None:
+    reply = await Chat().say("cho tôi nói chuyện với người thật", "ask_human")
+    assert "Đường dây nóng: chưa có thông tin" in reply
+    assert "Giờ làm việc: chưa có thông tin" in reply
+    assert "https://dichvucong.gov.vn" in reply
+
+
+async def test_broken_database_gives_an_apology(
+    monkeypatch: pytest.MonkeyPatch, profile_with_hotline: Path
+) -> None:
+    monkeypatch.setenv("PROCEDURES_DB_URL", "postgresql://postgres@127.0.0.1:9/missing")
+    get_settings.cache_clear()
+    chat = Chat()
+    reply = await chat.say(
+        "đổi bằng lái mất bao lâu", "ask_processing_time", procedure="đổi bằng lái"
+    )
+    assert "Xin lỗi" in reply and "1900 0000" in reply
+    assert "procedure_code" not in chat.slots
+
+
+async def test_slow_database_gives_an_apology(
+    use_full_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def slow(*_args: object, **_kwargs: object) -> None:
+        import time
+
+        time.sleep(1.0)
+
+    monkeypatch.setenv("ACTION_DB_TIMEOUT_S", "0.2")
+    get_settings.cache_clear()
+    monkeypatch.setattr("procedures_db.queries.get_procedure", slow)
+    started = asyncio.get_running_loop().time()
+    reply = await Chat().say(
+        "đổi bằng lái mất bao lâu", "ask_processing_time", procedure_code=LICENCE
+    )
+    assert asyncio.get_running_loop().time() - started < 0.9
+    assert "Xin lỗi" in reply and "dichvucong.gov.vn" in reply
+
+
+async def test_lookup_failure_is_typed() -> None:
+    def boom() -> None:
+        raise OSError("disk gone")
+
+    with pytest.raises(lookup.LookupFailed):
+        await lookup._call(boom)

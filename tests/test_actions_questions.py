@@ -1,0 +1,131 @@
+"""Message understanding and answer formatting of the actions (no database needed)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pytest
+
+from actions.formatting import method_fee, method_time, procedure_answer
+from actions.questions import Fact, facts_asked, parse_choice, procedure_words
+from procedures_db.profile import ProvinceProfile
+
+
+@pytest.mark.parametrize(
+    ("intent", "text", "facts"),
+    [
+        (
+            "ask_submission_place",
+            "làm ở đâu, mất bao lâu, bao nhiêu tiền?",
+            [Fact.PLACE, Fact.TIME, Fact.FEE],
+        ),
+        ("ask_fee", "lam o dau, mat bao lau, bao nhieu tien", [Fact.FEE, Fact.PLACE, Fact.TIME]),
+        ("ask_documents", "cần giấy tờ gì và điều kiện là gì", [Fact.DOCUMENTS, Fact.REQUIREMENTS]),
+        ("ask_steps", "quy trình thế nào, có làm trực tuyến được không", [Fact.STEPS, Fact.ONLINE]),
+        ("ask_processing_time", "nộp online mất mấy ngày", [Fact.TIME]),
+        ("ask_procedure_info", "hồ sơ gồm những gì, lp bn", [Fact.DOCUMENTS, Fact.FEE]),
+        ("ask_procedure_info", "thủ tục đổi bằng lái", [Fact.OVERVIEW]),
+        (None, "mức độ mấy", [Fact.ONLINE]),
+    ],
+)
+def test_facts_asked(intent: str | None, text: str, facts: list[Fact]) -> None:
+    assert facts_asked(intent, text) == facts
+
+
+@pytest.mark.parametrize(
+    ("text", "index"),
+    [
+        ("1", 0),
+        ("số 2", 1),
+        ("cái thứ hai", 1),
+        ("thứ 3 nhé", 2),
+        ("chọn số 4", 3),
+        ("cái đầu tiên", 0),
+        ("cuối cùng", 4),
+        ("Thủ tục số năm", 4),
+        ("6", None),
+        ("đổi bằng lái", None),
+        ("2 bản sao", None),
+    ],
+)
+def test_parse_choice(text: str, index: int | None) -> None:
+    assert parse_choice(text, 5) == index
+
+
+@pytest.mark.parametrize(
+    ("text", "follow_up"),
+    [
+        ("còn lệ phí thì sao?", True),
+        ("nộp ở đâu vậy?", True),
+        ("có làm online được không", True),
+        ("thế còn đăng ký kết hôn thì sao", False),
+    ],
+)
+def test_procedure_words_tell_a_follow_up(text: str, follow_up: bool) -> None:
+    assert (len(procedure_words(text)) < 2) is follow_up
+
+
+@dataclass(frozen=True)
+class Method:
+    method: str
+    time_value: float | None = None
+    time_unit: str | None = None
+    time_text: str | None = None
+    fee_amounts: list[int] = dataclasses.field(default_factory=list)
+    fee_text: str | None = None
+    fee_description: str | None = None
+
+
+def test_fee_description_amount_beats_a_free_cell() -> None:
+    method = Method(
+        "truc_tuyen",
+        fee_amounts=[135000],
+        fee_text="Miễn phí",
+        fee_description="- Lệ phí cấp giấy phép lái xe: 135.000 đồng/lần.",
+    )
+    assert method_fee(method) == "Lệ phí cấp giấy phép lái xe: 135.000 đồng/lần"
+
+
+def test_fee_amount_without_description() -> None:
+    method = Method("truc_tiep", fee_amounts=[50000], fee_text="Miễn phí")
+    assert method_fee(method) == "50.000 đồng"
+
+
+def test_free_and_unknown_fees() -> None:
+    assert method_fee(Method("truc_tiep", fee_text="Miễn phí")) == "Miễn phí"
+    assert method_fee(Method("truc_tiep", fee_text="Không có thông tin")) is None
+
+
+def test_time_falls_back_to_the_source_text() -> None:
+    assert method_time(Method("truc_tiep", 2.5, "working_day")) == "2,5 ngày làm việc"
+    assert method_time(Method("truc_tiep", 1.0, None, "1")) == "1 (nguồn không ghi rõ đơn vị)"
+    assert method_time(Method("truc_tiep", time_text="Theo thỏa thuận")) == "Theo thỏa thuận"
+    assert method_time(Method("truc_tiep", time_text="Không có thông tin")) is None
+
+
+@dataclass(frozen=True)
+class Details:
+    code: str = "9.999999"
+    name: str = "Thủ tục thử"
+    field: str | None = None
+    levels: list[str] = dataclasses.field(default_factory=list)
+    implementing_agencies: str | None = None
+    competent_agency: str | None = None
+    receiving_address: str | None = None
+    requirements: str | None = None
+    steps: str | None = None
+    online_level: str = "chua_ro"
+    online_submit_url: str | None = None
+    source_url: str | None = None
+    methods: list[Method] = dataclasses.field(default_factory=list)
+    documents: list[object] = dataclasses.field(default_factory=list)
+
+
+def test_a_record_without_values_never_gets_a_guess() -> None:
+    answer = procedure_answer(
+        Details(), list(Fact)[1:], ProvinceProfile(hotline="1022", opening_hours="7h-17h")
+    )
+    assert "Mã TTHC: 9.999999" in answer
+    assert answer.count("Cơ sở dữ liệu chưa có thông tin") == 6
+    assert "1022 (7h-17h)" in answer
