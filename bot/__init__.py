@@ -1,0 +1,1 @@
+"""Rasa-side code of the assistant: custom NLU components live in bot.nlu."""

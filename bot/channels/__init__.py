@@ -1,0 +1,1 @@
+"""Rasa input channels for the platforms citizens already use: Zalo OA and Facebook Messenger."""

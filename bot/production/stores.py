@@ -1,0 +1,144 @@
+"""Tracker and lock stores that survive their database being down at start or during work.
+
+Rasa's own SQLTrackerStore, when PostgreSQL is down, logs "Could not create tables" at start and
+then, wrapped in Rasa's FailSafeTrackerStore, answers from an empty in-memory conversation. These
+subclasses retry with backoff, log each outage once when it starts and once when it ends (naming
+the store, never the password), reconnect by themselves, and mark the current turn failed so the
+guarded channel answers with an apology.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from rasa.core.lock_store import RedisLockStore
+from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
+from rasa.utils.endpoints import EndpointConfig
+from redis.exceptions import RedisError
+
+from bot.production.guard import STORE_FAILURE, record_failure
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Waits between attempts within one message: short, so the apology still comes within 2 s.
+RETRY_DELAYS_S = (0.1, 0.4)
+
+
+class Outage:
+    """Logs when a dependency becomes unavailable and when it is back, not on every message."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.since: float | None = None
+
+    def failed(self, error: Exception) -> None:
+        record_failure(STORE_FAILURE)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if self.since is None:
+            self.since = time.monotonic()
+            logger.error(
+                "%s unavailable (%s): citizens get an apology until it is back; "
+                "retrying on every message",
+                self.name,
+                reason,
+            )
+        else:
+            logger.debug("%s still unavailable: %s", self.name, reason)
+
+    def succeeded(self) -> None:
+        if self.since is not None:
+            logger.warning("%s is back after %.0f s", self.name, time.monotonic() - self.since)
+            self.since = None
+
+
+class ResilientSQLTrackerStore(SQLTrackerStore):
+    """SQLTrackerStore with pre-ping, retries, lazy schema creation and outage logging."""
+
+    def __init__(self, domain: Any = None, **kwargs: Any) -> None:
+        super().__init__(domain=domain, **kwargs)
+        url = self.engine.url
+        # Without pre-ping every pooled connection is dead after a database restart.
+        self.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+        self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
+        self.outage = Outage(f"Tracker store {url.render_as_string(hide_password=True)}")
+        self._schema_ready = False
+        try:
+            self._ensure_schema()
+        except sa.exc.SQLAlchemyError as error:
+            self.outage.failed(error)
+
+    def _ensure_schema(self) -> None:
+        if not self._schema_ready:
+            self.Base.metadata.create_all(self.engine)
+            self._schema_ready = True
+
+    async def _with_retries(self, operation: Callable[[], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
+            try:
+                self._ensure_schema()
+                result = await operation()
+            except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
+                if attempt == len(RETRY_DELAYS_S):
+                    self.outage.failed(error)
+                    raise
+                await asyncio.sleep(RETRY_DELAYS_S[attempt])
+                attempt += 1
+            else:
+                self.outage.succeeded()
+                return result
+
+    async def retrieve(self, sender_id: str) -> Any:
+        parent = super()
+        return await self._with_retries(lambda: parent.retrieve(sender_id))
+
+    async def retrieve_full_tracker(self, sender_id: str) -> Any:
+        parent = super()
+        return await self._with_retries(lambda: parent.retrieve_full_tracker(sender_id))
+
+    async def save(self, tracker: Any) -> None:
+        parent = super()
+        await self._with_retries(lambda: parent.save(tracker))
+
+    async def keys(self) -> Any:
+        parent = super()
+        return await self._with_retries(parent.keys)
+
+
+class ResilientRedisLockStore(RedisLockStore):
+    """RedisLockStore that retries once (redis-py reconnects) and logs outages once."""
+
+    def __init__(self, endpoint_config: EndpointConfig) -> None:
+        super().__init__(host=endpoint_config.url, **endpoint_config.kwargs)
+        self.outage = Outage(f"Lock store redis://{endpoint_config.url}")
+
+    def _with_retry(self, operation: Callable[[], T]) -> T:
+        try:
+            result = operation()
+        except RedisError:
+            time.sleep(RETRY_DELAYS_S[0])  # Rasa calls the lock store synchronously
+            try:
+                result = operation()
+            except RedisError as error:
+                self.outage.failed(error)
+                raise
+        self.outage.succeeded()
+        return result
+
+    def get_lock(self, conversation_id: str) -> Any:
+        parent = super()
+        return self._with_retry(lambda: parent.get_lock(conversation_id))
+
+    def delete_lock(self, conversation_id: str) -> None:
+        parent = super()
+        self._with_retry(lambda: parent.delete_lock(conversation_id))
+
+    def save_lock(self, lock: Any) -> None:
+        parent = super()
+        self._with_retry(lambda: parent.save_lock(lock))

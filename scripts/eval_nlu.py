@@ -1,0 +1,253 @@
+"""Compare our NLU pipeline with Rasa's default pipeline on the held-out set.
+
+Trains (or reuses, when config, data and component code are unchanged) two NLU models on
+data/nlu/ — ours (config.yml) and what `rasa init` writes (scripts/default_config.yml) — then
+parses tests/nlu/nlu_holdout.yml and an accent-stripped copy of it and prints, side by side:
+intent accuracy and macro-F1, entity F1, training time, and a fallback-threshold sweep.
+
+    PYTHONPATH=. .venv/bin/python scripts/eval_nlu.py [--retrain] [--out results/nlu-eval]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NLU_DATA = ROOT / "data" / "nlu"
+HOLDOUT = ROOT / "tests" / "nlu" / "nlu_holdout.yml"
+PIPELINES = {"ours": ROOT / "config.yml", "rasa-default": ROOT / "scripts" / "default_config.yml"}
+# Inputs whose change makes a trained model stale.
+CODE_INPUTS = [*sorted((ROOT / "bot" / "nlu").glob("*.py")), ROOT / "procedures_db" / "text.py"]
+FALLBACK = "nlu_fallback"
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+AMBIGUITY = 0.1
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    intent: str
+    entities: frozenset[tuple[str, int, int]]  # (entity, start, end)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    intent: str  # as deployed: nlu_fallback when the FallbackClassifier fires
+    raw_intent: str  # best real intent
+    confidence: float
+    margin: float  # confidence gap to the second real intent
+    entities: frozenset[tuple[str, int, int]]
+
+
+def fingerprint(config: Path) -> str:
+    digest = hashlib.sha256()
+    for path in [config, *sorted(NLU_DATA.glob("*.yml")), *CODE_INPUTS]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def train(name: str, config: Path, out: Path, retrain: bool) -> tuple[Path, float, bool]:
+    """Model path, training seconds (measured when it was trained) and whether it was reused."""
+    model = out / "models" / f"{name}.tar.gz"
+    meta_path = out / "models" / f"{name}.json"
+    key = fingerprint(config)
+    if not retrain and model.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("fingerprint") == key:
+            return model, meta["train_seconds"], True
+    rasa = Path(sys.executable).with_name("rasa")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false"}
+    # A fresh cache directory: the time measured is a cold training, not a cache hit.
+    with tempfile.TemporaryDirectory(prefix="rasa-cache-") as cache:
+        env["RASA_CACHE_DIRECTORY"] = cache
+        command = [str(rasa), "train", "nlu", "--config", str(config), "--nlu", str(NLU_DATA)]
+        command += ["--out", str(model.parent), "--fixed-model-name", name]
+        started = time.monotonic()
+        subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        seconds = time.monotonic() - started
+    meta_path.write_text(json.dumps({"fingerprint": key, "train_seconds": seconds}))
+    return model, seconds, False
+
+
+def load_examples(path: Path) -> list[Example]:
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    examples = []
+    for message in load_data(str(path)).intent_examples:
+        entities = frozenset(
+            (e["entity"], e["start"], e["end"]) for e in message.get("entities") or []
+        )
+        examples.append(Example(message.get("text"), message.get("intent"), entities))
+    return examples
+
+
+def strip_accents(examples: list[Example]) -> list[Example]:
+    """Accent-free copy; NFC folding keeps every offset (one character stays one character)."""
+    from procedures_db.text import fold_accents, nfc
+
+    stripped = []
+    for example in examples:
+        text = fold_accents(nfc(example.text))
+        if len(text) != len(example.text):
+            raise ValueError(f"{HOLDOUT}: folding changed offsets in {example.text!r}")
+        stripped.append(Example(text, example.intent, example.entities))
+    return stripped
+
+
+def to_prediction(result: dict) -> Prediction:
+    ranking = [r for r in result.get("intent_ranking") or [] if r["name"] != FALLBACK]
+    best = ranking[0] if ranking else {"name": FALLBACK, "confidence": 0.0}
+    second = ranking[1]["confidence"] if len(ranking) > 1 else 0.0
+    entities = frozenset((e["entity"], e["start"], e["end"]) for e in result.get("entities", []))
+    return Prediction(
+        intent=result["intent"]["name"],
+        raw_intent=best["name"],
+        confidence=best["confidence"],
+        margin=best["confidence"] - second,
+        entities=entities,
+    )
+
+
+async def predict_all(model: Path, sets: dict[str, list[Example]]) -> dict[str, list[Prediction]]:
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(str(model))
+    return {
+        name: [to_prediction(await agent.parse_message(e.text)) for e in examples]
+        for name, examples in sets.items()
+    }
+
+
+def intent_scores(gold: list[str], predicted: list[str]) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    labels = sorted(set(gold))  # a fallback prediction is a miss, not an extra class
+    accuracy = sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold)
+    macro = f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)
+    return {"accuracy": accuracy, "macro_f1": float(macro)}
+
+
+def entity_f1(examples: list[Example], predictions: list[Prediction], entity: str, exact: bool):
+    """Span F1 for one entity type; exact=False counts any overlapping span as a hit."""
+
+    def matches(a: tuple[str, int, int], b: tuple[str, int, int]) -> bool:
+        if exact:
+            return a == b
+        return a[0] == b[0] and a[1] < b[2] and b[1] < a[2]
+
+    def hit(span: tuple[str, int, int], others: frozenset) -> bool:
+        return any(matches(span, other) for other in others)
+
+    pairs = [(ex.entities, p.entities) for ex, p in zip(examples, predictions, strict=True)]
+    n_gold = sum(1 for g, _ in pairs for s in g if s[0] == entity)
+    n_pred = sum(1 for _, p in pairs for s in p if s[0] == entity)
+    recall_hits = sum(1 for g, p in pairs for s in g if s[0] == entity and hit(s, p))
+    precision_hits = sum(1 for g, p in pairs for s in p if s[0] == entity and hit(s, g))
+    precision = precision_hits / n_pred if n_pred else 0.0
+    recall = recall_hits / n_gold if n_gold else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def threshold_sweep(examples: list[Example], predictions: list[Prediction]) -> list[dict]:
+    rows = []
+    for threshold in THRESHOLDS:
+        kept = [
+            (ex, p)
+            for ex, p in zip(examples, predictions, strict=True)
+            if p.confidence >= threshold and p.margin >= AMBIGUITY
+        ]
+        correct = sum(ex.intent == p.raw_intent for ex, p in kept)
+        rows.append(
+            {
+                "threshold": threshold,
+                "fallback_rate": 1 - len(kept) / len(examples),
+                "accuracy_answered": correct / len(kept) if kept else 0.0,
+                "accuracy_overall": correct / len(examples),
+            }
+        )
+    return rows
+
+
+def evaluate(examples: list[Example], predictions: list[Prediction]) -> dict:
+    scores = intent_scores([e.intent for e in examples], [p.intent for p in predictions])
+    scores["procedure_f1"] = entity_f1(examples, predictions, "procedure", exact=True)
+    scores["procedure_f1_overlap"] = entity_f1(examples, predictions, "procedure", exact=False)
+    scores["procedure_code_f1"] = entity_f1(examples, predictions, "procedure_code", exact=True)
+    return scores
+
+
+def print_report(results: dict, n_examples: int) -> None:
+    names = list(results)
+    print(f"\nHeld-out set: {HOLDOUT.relative_to(ROOT)} ({n_examples} examples)")
+    print(f"{'metric':38}" + "".join(f"{n:>16}" for n in names))
+    rows = [
+        ("training time (s)", lambda r: f"{r['train_seconds']:.0f}"),
+        ("intent accuracy", lambda r: f"{r['accented']['accuracy']:.3f}"),
+        ("intent macro-F1", lambda r: f"{r['accented']['macro_f1']:.3f}"),
+        ("intent accuracy, accents stripped", lambda r: f"{r['stripped']['accuracy']:.3f}"),
+        ("intent macro-F1, accents stripped", lambda r: f"{r['stripped']['macro_f1']:.3f}"),
+        ("procedure F1 (exact span)", lambda r: f"{r['accented']['procedure_f1']:.3f}"),
+        ("procedure F1 (overlap)", lambda r: f"{r['accented']['procedure_f1_overlap']:.3f}"),
+        ("procedure F1 exact, stripped", lambda r: f"{r['stripped']['procedure_f1']:.3f}"),
+        ("procedure_code F1", lambda r: f"{r['accented']['procedure_code_f1']:.3f}"),
+    ]
+    for label, cell in rows:
+        print(f"{label:38}" + "".join(f"{cell(results[n]):>16}" for n in names))
+    for name in names:
+        print(f"\nFallback threshold sweep ({name}, raw DIET confidence, ambiguity {AMBIGUITY}):")
+        print(f"{'threshold':>10}{'fallback rate':>16}{'acc. answered':>16}{'acc. overall':>16}")
+        for row in results[name]["sweep"]:
+            print(
+                f"{row['threshold']:>10.2f}{row['fallback_rate']:>16.3f}"
+                f"{row['accuracy_answered']:>16.3f}{row['accuracy_overall']:>16.3f}"
+            )
+        if results[name]["errors"]:
+            print(f"Intent errors ({name}):")
+            for line in results[name]["errors"]:
+                print(f"  {line}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "nlu-eval")
+    parser.add_argument("--retrain", action="store_true", help="train even if a model is fresh")
+    parser.add_argument("--only", choices=sorted(PIPELINES), help="evaluate one pipeline")
+    args = parser.parse_args(argv)
+    (args.out / "models").mkdir(parents=True, exist_ok=True)
+
+    accented = load_examples(HOLDOUT)
+    sets = {"accented": accented, "stripped": strip_accents(accented)}
+    results = {}
+    for name, config in PIPELINES.items():
+        if args.only and name != args.only:
+            continue
+        model, seconds, reused = train(name, config, args.out, args.retrain)
+        print(f"{name}: {'reused' if reused else 'trained'} {model} ({seconds:.0f} s)")
+        predictions = asyncio.run(predict_all(model, sets))
+        results[name] = {
+            "train_seconds": seconds,
+            **{k: evaluate(sets[k], predictions[k]) for k in sets},
+            "sweep": threshold_sweep(accented, predictions["accented"]),
+            "errors": [
+                f"{e.intent} -> {p.intent} ({p.confidence:.2f}): {e.text}"
+                for e, p in zip(accented, predictions["accented"], strict=True)
+                if e.intent != p.intent
+            ],
+        }
+    print_report(results, len(accented))
+    (args.out / "nlu_eval.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
