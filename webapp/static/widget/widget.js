@@ -102,7 +102,8 @@
 
   // ---- UI -----------------------------------------------------------------------------------------
 
-  const host = el("div", { id: "tthc-chat-widget", style: "visibility:hidden" });
+  // A custom tag and an inline reset: the host page's selectors and inherited styles stay out.
+  const host = el("tthc-chat-widget", { style: "all: initial; visibility: hidden" });
   const root = host.attachShadow({ mode: "open" });
   const stylesheet = el("link", { rel: "stylesheet", href: new URL("widget.css", scriptUrl).href });
   const showHost = () => host.style.removeProperty("visibility");
@@ -180,7 +181,7 @@
     form,
     el("p", { class: "footnote", text: "Enter để gửi · Shift+Enter xuống dòng · Esc để đóng" }),
   ]);
-  root.append(stylesheet, launcher, panel);
+  root.append(stylesheet, el("div", { class: "widget" }, [launcher, panel]));
 
   const scrollToEnd = () => {
     const scroller = log.parentElement;
