@@ -114,6 +114,7 @@ class SubmissionMethod(Base):
     fee_amounts = Column(JSON, nullable=False, default=list)  # VND, from cell and description
     fee_text = Column(Text)  # original fee cell
     fee_description = Column(Text)  # original description cell
+    description = Column(Text)  # the portal's "Mô tả" column (how/where to submit, notes)
 
     procedure = relationship("Procedure", back_populates="methods")
 

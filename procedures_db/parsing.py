@@ -222,7 +222,7 @@ def parse_methods(cell: str | None) -> list[MethodRow]:
 
 DOCUMENTS_HEADER = "Tên giấy tờMẫu đơn, tờ khaiSố lượng"
 _QUANTITY_RE = re.compile(r"(\d+) bản chính(?:,(\d+) bản sao)?")
-_FORM_RE = re.compile(r"[^;:)\n]*?\.(?:docx?|pdf|xlsx?|rar|zip|odt)$", re.IGNORECASE)
+_FORM_EXT_RE = re.compile(r"\.(?:docx?|pdf|xlsx?|rar|zip|odt)$", re.IGNORECASE)
 _GLUE_RE = re.compile(rf"(?<={LOWER[:-1]}.)])(?={UPPER})")
 
 
@@ -236,12 +236,13 @@ class DocumentRow:
 
 
 def _split_form(entry: str) -> tuple[str, str | None]:
-    """ "<name><form file>.doc" -> (name, form file)."""
-    match = _FORM_RE.search(entry)
-    if not match or match.start() == 0:
+    """Split "<name><form file>.doc" into (name, form file)."""
+    ext = _FORM_EXT_RE.search(entry)
+    if not ext:
         return entry, None
-    start = match.start()
-    glue = _GLUE_RE.search(entry, start, match.end())
+    # the file name starts after the last ";", ":", ")" or line break before its extension
+    start = max(entry.rfind(mark, 0, ext.start()) for mark in ";:)\n") + 1
+    glue = _GLUE_RE.search(entry, start, ext.end())
     if glue and glue.start() > start:
         start = glue.start()
     name = entry[:start].strip()
