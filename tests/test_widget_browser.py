@@ -216,11 +216,17 @@ async def test_buttons_send_payload_and_show_title(browser, web_server, fake_ras
     await open_chat(page)
     await ask(page, "khai sinh")
     choices = page.get_by_role("group", name="Các lựa chọn")
-    await choices.get_by_role("button", name="Đăng ký lại khai sinh").click()
+    chosen = choices.get_by_role("button", name="Đăng ký lại khai sinh")
+    await chosen.click()
     await expect(user_messages(page).last).to_contain_text("Đăng ký lại khai sinh")
     await expect(bot_messages(page).last).to_contain_text("Thủ tục đã chọn: /chon_thu_tuc_2")
     assert fake_rasa.received[-1]["message"] == "/chon_thu_tuc_2"
-    await expect(choices.get_by_role("button", name="Đăng ký khai sinh")).to_be_disabled()
+    await expect(chosen).to_be_focused()
+    # Keyboard users can pick from the same list again.
+    await page.keyboard.press("Shift+Tab")
+    await page.keyboard.press("Enter")
+    await expect(bot_messages(page).last).to_contain_text("Thủ tục đã chọn: /chon_thu_tuc_1")
+    await expect(user_messages(page).last).to_contain_text("Đăng ký khai sinh")
 
 
 async def test_keyboard_and_screen_reader_labels(browser, web_server):

@@ -196,14 +196,10 @@
   const renderButtons = (message) => {
     const group = el("div", { class: "quick-replies", role: "group", "aria-label": "Các lựa chọn" });
     for (const button of message.buttons) {
+      // Buttons stay usable (a payload names its choice fully) and keep focus, so a phone's
+      // keyboard does not pop up over the answer.
       const node = el("button", { type: "button", class: "quick-reply", text: button.title });
-      node.disabled = Boolean(message.chosen);
-      node.addEventListener("click", () => {
-        message.chosen = true;
-        for (const other of group.querySelectorAll("button")) other.disabled = true;
-        input.focus();
-        send(button.title, button.payload);
-      });
+      node.addEventListener("click", () => send(button.title, button.payload));
       group.append(node);
     }
     return group;
@@ -387,7 +383,7 @@
     }
   });
   panel.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") {
+    if (event.key === "Escape" && !event.isComposing) {
       event.preventDefault();
       setOpen(false);
     }
