@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -113,11 +113,16 @@ async def chat(request: web.Request) -> web.Response:
         sender, message = _parse_chat_request(await _read_body(request))
     except ChatInputError as error:
         body = {"error": error.code, "message": error.message}
-        return web.json_response(body, status=error.status, headers=cors)
+        return _json_response(body, status=error.status, headers=cors)
     messages = await _ask_rasa(request.app, sender, message)
     if not messages:
         messages = [{"text": await apology_text()}]
-    return web.json_response({"sender": sender, "messages": messages}, headers=cors)
+    return _json_response({"sender": sender, "messages": messages}, headers=cors)
+
+
+def _json_response(body: dict[str, Any], **kwargs: Any) -> web.Response:
+    # Vietnamese stays readable (no \u escapes) for whoever inspects the traffic.
+    return web.json_response(body, dumps=partial(json.dumps, ensure_ascii=False), **kwargs)
 
 
 async def chat_preflight(request: web.Request) -> web.Response:
