@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.channels import CREDENTIAL_ENV_VARS  # noqa: E402
 from procedures_db.settings import VAR_DIR, get_settings  # noqa: E402
 
 DEFAULT_MODEL = ROOT / "models" / "tthc.tar.gz"
@@ -101,7 +102,8 @@ class Stack:
         return f"http://127.0.0.1:{self.web_port}"
 
     def _env(self) -> dict[str, str]:
-        env = {**os.environ, **self.env}
+        # Unset channel secrets become empty: Rasa would refuse credentials.yml otherwise.
+        env = {**dict.fromkeys(CREDENTIAL_ENV_VARS, ""), **os.environ, **self.env}
         env.update(
             PYTHONPATH=str(ROOT),
             RASA_TELEMETRY_ENABLED="false",

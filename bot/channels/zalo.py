@@ -44,7 +44,7 @@ from bot.channels.delivery import (
     setting,
 )
 from bot.channels.text_split import chosen_number, numbered_choices, split_text
-from procedures_db.settings import VAR_DIR
+from procedures_db.settings import PROJECT_ROOT, VAR_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ class ZaloConfig:
             app_secret_key=setting(credentials, "app_secret_key", ""),
             seed_access_token=setting(credentials, "access_token", None),
             seed_refresh_token=setting(credentials, "refresh_token", None),
-            token_file=setting(credentials, "token_file", DEFAULT_TOKEN_FILE, Path),
+            # Relative to the project, not to wherever Rasa happens to be started from.
+            token_file=PROJECT_ROOT / setting(credentials, "token_file", DEFAULT_TOKEN_FILE, Path),
             api_base=setting(credentials, "api_base", DEFAULT_API_BASE).rstrip("/"),
             oauth_base=setting(credentials, "oauth_base", DEFAULT_OAUTH_BASE).rstrip("/"),
             limits=WebhookLimits.from_credentials(credentials),
