@@ -1,0 +1,703 @@
+"""Procedure search: the one function the bot, the actions and the staff page call.
+
+Ranking (measured against alternatives in BENCHMARKS.md, "Search"):
+
+1. A procedure code in the query ("3.000347", "mã 1.001193", "1.001193?") puts that procedure
+   first with score 1.0.
+2. The query is normalised like every other text (`procedures_db.text`: NFC/NFD, old/new tone
+   placement, case, accents folded), chat shorthand is expanded, typos are corrected against the
+   words of the procedure names (rapidfuzz), question words and chat fluff are dropped, and
+   citizen words are rewritten into the words the names use (`procedures_db.synonyms`).
+3. Every procedure is scored by weighted coverage: the IDF weight of the query's words and word
+   pairs found in its name (found only in its field: a quarter) over the weight of all query
+   words the index knows, times 0.8 + 0.2 x the share of the name the query covers (so the general
+   "Đăng ký khai sinh" beats "Đăng ký khai sinh có yếu tố nước ngoài"), times small priors:
+   narrow variants ("có yếu tố nước ngoài", "lưu động", "khu vực biên giới", "cấp trung ương")
+   x0.95 unless the query mentions them, ministry-only procedures x0.985 (citizens deal with the
+   commune and the province), and when the query carries accents, x(0.97 + 0.03 x the share of
+   its accented words the name has with the same accents (thuế is not thuê)).
+
+Scores are in 0..1; a query equal to a name scores 1.0. `has_clear_winner` documents when the
+first hit may be taken without asking the citizen to choose.
+
+The index lives in memory, one per engine, built on first use from (code, name, field, levels,
+online_level) and rebuilt when the data version changes (procedure count, latest imported_at,
+latest ImportRun id), checked at most every `VERSION_CHECK_INTERVAL_S` seconds or forced with
+`invalidate_index()`. Searching only reads immutable arrays, so it is thread-safe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
+from functools import lru_cache
+
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from procedures_db import synonyms
+from procedures_db.text import CHAT_ABBREVIATIONS, canonical, fold_accents
+
+VERSION_CHECK_INTERVAL_S = 1.0
+# has_clear_winner: the first hit must reach CLEAR_MIN_SCORE and lead the second by CLEAR_MARGIN.
+CLEAR_MIN_SCORE = 0.55
+CLEAR_MARGIN = 0.08
+
+_FIELD_FACTOR = 0.25  # a query word found only in the procedure's field
+_BIGRAM_FACTOR = 0.5  # a word pair, relative to the mean weight of its two words
+_TYPO_FACTOR = 0.8  # a word we had to correct
+_SOFT_FACTOR = 0.4  # synonyms.SOFT_WORDS
+_MAX_PAIR_CORRECTIONS = 3
+_ACTION_FACTOR = 0.93  # the name adds an action (xóa, cấp lại, ...) the query did not ask for
+_NARROW_FACTOR = 0.95
+_MINISTRY_ONLY_FACTOR = 0.985
+_ACCENT_BASE = 0.97
+
+_CODE_RE = re.compile(r"(?<![\d.])\d{1,2}\.\d{6}(?![\d.])")
+_WORD_RE = re.compile(r"[^\W_]+(?:\.\d+)*", re.UNICODE)
+_FOLDED_OK_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)*")
+_LEADING_NOISE = ("thu", "tuc")  # "Thủ tục đăng ký khai sinh": the prefix names nothing
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    code: str
+    name: str
+    score: float
+    levels: list[str] = dataclass_field(default_factory=list)
+    field: str | None = None
+    online_level: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """What the index needs of one procedure (independent of how it was loaded)."""
+
+    code: str
+    name: str
+    field: str | None
+    levels: tuple[str, ...]
+    online_level: str | None
+
+
+# ---------------------------------------------------------------------------------------------
+# Text analysis shared by names and queries
+
+
+@dataclass
+class _Word:
+    folded: str
+    accented: str | None  # None when typed without accents or produced by a rewrite
+    corrected: bool = False  # typo-corrected
+    rewritten: bool = False  # produced by a synonym table: never dropped or corrected
+
+
+@lru_cache(maxsize=65536)
+def _fold(word: str) -> str:
+    return fold_accents(word).lower()
+
+
+def _token(raw: str) -> str:
+    folded = _fold(raw)
+    if folded.isdigit():
+        return folded.lstrip("0") or "0"  # "mức độ 02" == "mức 2"
+    return folded
+
+
+def _words(text: str, *, is_canonical: bool = False) -> list[_Word]:
+    out = []
+    for raw in _WORD_RE.findall(text if is_canonical else canonical(text)):
+        folded = _token(raw)
+        if _FOLDED_OK_RE.fullmatch(folded):
+            out.append(_Word(folded, raw if raw != folded else None))
+    return out
+
+
+def _folded_words(text: str) -> list[str]:
+    return [_token(w) for w in _WORD_RE.findall(canonical(text))]
+
+
+def _replacement(value: str) -> list[str]:
+    """Folded words; "a|b" (alternative phrases) stays one word "a|b" that scoring expands."""
+    if "|" in value:
+        return ["|".join(" ".join(_folded_words(alt)) for alt in value.split("|"))]
+    return _folded_words(value)
+
+
+def _phrase_table(table: dict[str, str]) -> dict[tuple[str, ...], list[str]]:
+    return {tuple(_folded_words(key)): _replacement(value) for key, value in table.items()}
+
+
+_CONCEPTS = _phrase_table(synonyms.CONCEPTS)
+_CITIZEN = _phrase_table(synonyms.CITIZEN_TERMS)
+_QUESTIONS = _phrase_table(dict.fromkeys(synonyms.QUESTION_PHRASES, ""))
+_CHAT = {
+    key: [_fold(w) for w in _WORD_RE.findall(value)] for key, value in CHAT_ABBREVIATIONS.items()
+}
+_DEFAULT_ACTION = _phrase_table(synonyms.DEFAULT_ACTION_TERMS)
+_RESIDENCE_IMPORT = _phrase_table(dict([synonyms.RESIDENCE_IMPORT]))
+_GOODS_FOLDED = {_fold(w) for w in synonyms.GOODS_WORDS}
+_STOP_FOLDED_SAFE = {_fold(w) for w in synonyms.STOP_WORDS} - synonyms.AMBIGUOUS_FOLDED
+_SOFT_FOLDED = {_fold(w) for w in synonyms.SOFT_WORDS}
+_GENERIC_ACTION_WORDS = {"cap", "dang", "ky"}
+_ACTIONS = {
+    canonical(action): set(_folded_words(action)) - _GENERIC_ACTION_WORDS
+    for action in synonyms.ACTIONS
+}
+
+
+def _rewrite(words: list[_Word], table: dict[tuple[str, ...], list[str]]) -> list[_Word]:
+    """Longest-match phrase replacement, one left-to-right pass (outputs are not re-read)."""
+    longest = max((len(k) for k in table), default=0)
+    out: list[_Word] = []
+    i = 0
+    while i < len(words):
+        for size in range(min(longest, len(words) - i), 0, -1):
+            key = tuple(w.folded for w in words[i : i + size])
+            if key in table:
+                replacement = table[key]
+                out.extend(_Word(token, None, rewritten=True) for token in replacement)
+                i += size
+                break
+        else:
+            out.append(words[i])
+            i += 1
+    return out
+
+
+def _name_tokens(words: list[_Word]) -> list[str]:
+    tokens = [w.folded for w in _rewrite(words, _CONCEPTS)]
+    if tuple(tokens[:2]) == _LEADING_NOISE:
+        tokens = tokens[2:]
+    return tokens
+
+
+@lru_cache(maxsize=1024)
+def _field_terms(field: str) -> frozenset[str]:
+    tokens = _name_tokens(_words(field))
+    return frozenset(tokens) | frozenset(_bigrams(tokens))
+
+
+def _marker_present(markers: Iterable[str], texts: list[str], factor: float) -> dict:
+    """Per marker, a per-procedure multiplier: `factor` where the text contains it, else 1."""
+    return {
+        marker: np.where([f" {marker} " in text for text in texts], factor, 1.0)
+        for marker in markers
+    }
+
+
+def _bigrams(tokens: Sequence[str]) -> list[str]:
+    return [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
+
+
+def _is_stop(word: _Word) -> bool:
+    if word.rewritten:
+        return False
+    if word.accented is not None:
+        return word.accented in synonyms.STOP_WORDS
+    return word.folded in _STOP_FOLDED_SAFE
+
+
+def _mentions_action(words: list[_Word]) -> bool:
+    folded = {w.folded for w in words}
+    return any(words_of_action <= folded for words_of_action in _ACTIONS.values())
+
+
+def _word_factor(word: _Word) -> float:
+    soft = (
+        word.accented in synonyms.SOFT_WORDS
+        if word.accented is not None
+        else word.folded in _SOFT_FOLDED
+    )
+    return (_SOFT_FACTOR if soft else 1.0) * (_TYPO_FACTOR if word.corrected else 1.0)
+
+
+def _drop_purpose_clause(words: list[_Word]) -> list[_Word]:
+    """'... lý lịch tư pháp để đi xuất khẩu lao động': the purpose names no procedure."""
+    for i, word in enumerate(words):
+        content_before = [w for w in words[:i] if not _is_stop(w)]
+        if word.accented == "để" and len(content_before) >= 2:
+            return words[:i]
+    return words
+
+
+# ---------------------------------------------------------------------------------------------
+# The index
+
+
+@dataclass(frozen=True)
+class _Term:
+    text: str  # index key: a word, "word word" (a pair), or "phrase|phrase" (alternatives)
+    factor: float
+
+    @property
+    def alternatives(self) -> list[str]:
+        return self.text.split("|")
+
+    @property
+    def is_word(self) -> bool:
+        return " " not in self.text and "|" not in self.text
+
+
+class _Index:
+    def __init__(self, rows: Iterable[IndexRow]) -> None:
+        self.rows = list(rows)
+        self.by_code = {row.code: i for i, row in enumerate(self.rows)}
+        n = len(self.rows)
+        name_terms, field_terms, raw_vocab, name_bigrams = [], [], {}, set()
+        self.raw_bigrams: set[str] = set()
+        folded_names, canonical_names = [], []
+        self.accented: list[frozenset[str]] = []
+        for row in self.rows:
+            canonical_name = canonical(row.name)
+            words = _words(canonical_name, is_canonical=True)
+            tokens = _name_tokens(words)
+            bigrams = _bigrams(tokens)
+            name_bigrams.update(bigrams)
+            name_terms.append(set(tokens) | set(bigrams))
+            field_terms.append(_field_terms(row.field or ""))
+            for w in words:
+                raw_vocab[w.folded] = raw_vocab.get(w.folded, 0) + 1
+            self.raw_bigrams.update(_bigrams([w.folded for w in words]))
+            self.accented.append(frozenset(w.accented for w in words if w.accented))
+            folded_names.append(f" {' '.join(w.folded for w in words)} ")
+            canonical_names.append(f" {' '.join(_WORD_RE.findall(canonical_name))} ")
+        df: dict[str, int] = {}
+        for names, fields in zip(name_terms, field_terms, strict=True):
+            for term in names | fields:
+                df[term] = df.get(term, 0) + 1
+        self.idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+        postings: dict[str, tuple[list[int], list[float]]] = {}
+        for i, (names, fields) in enumerate(zip(name_terms, field_terms, strict=True)):
+            for term in names | fields:
+                ids, factors = postings.setdefault(term, ([], []))
+                ids.append(i)
+                factors.append(1.0 if term in names else _FIELD_FACTOR)
+        self.postings = {
+            t: (np.array(ids, dtype=np.int32), np.array(fs)) for t, (ids, fs) in postings.items()
+        }
+        self.name_weight = np.array(
+            [sum(self.idf[t] for t in terms if " " not in t) or 1.0 for terms in name_terms]
+        )
+        self.level_prior = np.array(
+            [
+                _MINISTRY_ONLY_FACTOR
+                if row.levels and not {"xa", "tinh"} & set(row.levels)
+                else 1.0
+                for row in self.rows
+            ]
+        )
+        self.narrow = _marker_present(synonyms.NARROW_VARIANTS, folded_names, _NARROW_FACTOR)
+        self.actions = _marker_present(_ACTIONS, canonical_names, _ACTION_FACTOR)
+        self.name_bigrams = name_bigrams
+        # Typo correction targets: frequent words first, so ties go to the common word.
+        self.vocab = sorted(raw_vocab, key=lambda w: -raw_vocab[w])
+        self.vocab_set = set(self.vocab)
+        self.known = (
+            self.vocab_set
+            | {w for key in _CITIZEN for w in key}
+            | {w for key in _QUESTIONS for w in key}
+            | {_fold(w) for w in synonyms.STOP_WORDS}
+            | set(_CHAT)
+        )
+        self._masks: dict[tuple, np.ndarray] = {}
+
+    # -- query analysis -------------------------------------------------------------------
+
+    def _correct(self, word: _Word) -> list[_Word]:
+        token = word.folded
+        if token in self.known or len(token) < 3 or not token.isalpha():
+            return [word]
+        for cut in range(2, len(token) - 1):
+            left, right = token[:cut], token[cut:]
+            if f"{left} {right}" in self.name_bigrams:
+                return [_Word(left, None, True), _Word(right, None, True)]
+        max_distance = 1 if len(token) <= 5 else 2
+        match = process.extractOne(
+            token, self.vocab, scorer=Levenshtein.distance, score_cutoff=max_distance
+        )
+        if match is None:
+            return [word]
+        return [_Word(match[0], None, True)]
+
+    def _correct_pairs(self, words: list[_Word]) -> list[_Word]:
+        """Fix a typo that is itself a word ("ho chiu" -> "ho chieu") when one edit turns an
+        unknown word pair into a pair that procedure names use."""
+        words = list(words)
+        paired = [False] * len(words)
+        for i in range(len(words) - 1):
+            if f"{words[i].folded} {words[i + 1].folded}" in self.raw_bigrams:
+                paired[i] = paired[i + 1] = True
+        attempts = 0
+        for i in range(len(words) - 1):
+            # Only a word that pairs with neither neighbour is suspect.
+            if (paired[i] and paired[i + 1]) or any(
+                w.corrected or w.rewritten for w in words[i : i + 2]
+            ):
+                continue
+            if attempts == _MAX_PAIR_CORRECTIONS:
+                break
+            attempts += 1
+            for position, other in ((i + 1, i), (i, i + 1)):
+                if paired[position]:
+                    continue
+                candidate = self._pair_candidate(
+                    words[position].folded, words[other].folded, position < other
+                )
+                if candidate:
+                    words[position] = _Word(candidate, None, True)
+                    paired[position] = paired[other] = True
+                    break
+        return words
+
+    def _pair_candidate(self, word: str, neighbour: str, word_first: bool) -> str | None:
+        if len(word) < 3 or word not in self.vocab_set:
+            return None
+        for candidate, _distance, _ in process.extract(
+            word, self.vocab, scorer=Levenshtein.distance, score_cutoff=1, limit=8
+        ):
+            pair = f"{candidate} {neighbour}" if word_first else f"{neighbour} {candidate}"
+            if candidate != word and pair in self.raw_bigrams:
+                return candidate
+        return None
+
+    def analyze(self, query: str) -> tuple[list[_Term], set[str]]:
+        words: list[_Word] = []
+        for word in _words(_CODE_RE.sub(" ", query)):
+            expansion = _CHAT.get(word.folded) if word.accented is None else None
+            if expansion:
+                words.extend(_Word(t, None) for t in expansion)
+            else:
+                words.extend(self._correct(word))
+        words = _rewrite(words, _QUESTIONS)
+        words = _drop_purpose_clause(words)
+        if not _GOODS_FOLDED & {w.folded for w in words}:
+            words = _rewrite(words, _RESIDENCE_IMPORT)
+        if not _mentions_action(words):
+            words = _rewrite(words, _DEFAULT_ACTION)
+        words = _rewrite(_rewrite(words, _CITIZEN), _CITIZEN)
+        words = [w for w in words if not _is_stop(w)]
+        words = _rewrite(self._correct_pairs(words), _CONCEPTS)
+        accented = {w.accented for w in words if w.accented}
+        terms: dict[str, _Term] = {}
+        for i, word in enumerate(words):
+            factor = _word_factor(word)
+            terms.setdefault(word.folded, _Term(word.folded, factor))
+            following = words[i + 1] if i + 1 < len(words) else None
+            if following is not None and "|" not in word.folded + following.folded:
+                pair = f"{word.folded} {following.folded}"
+                pair_factor = min(factor, _word_factor(following)) * _BIGRAM_FACTOR
+                terms.setdefault(pair, _Term(pair, pair_factor))
+        return list(terms.values()), accented
+
+    # -- scoring --------------------------------------------------------------------------
+
+    def mask(self, field: str | None, level: str | None, online_level: str | None) -> np.ndarray:
+        key = (field and canonical(field), level, online_level)
+        cached = self._masks.get(key)
+        if cached is None:
+            cached = np.array(
+                [
+                    (key[0] is None or canonical(row.field or "") == key[0])
+                    and (level is None or level in row.levels)
+                    and (online_level is None or row.online_level == online_level)
+                    for row in self.rows
+                ],
+                dtype=bool,
+            )
+            self._masks[key] = cached
+        return cached
+
+    def _phrase_weight(self, phrase: str) -> float:
+        """A word: its IDF. A pair: _BIGRAM_FACTOR x its IDF. Alternatives: the sum of words."""
+        if " " not in phrase:
+            return self.idf[phrase]
+        return _BIGRAM_FACTOR * self.idf[phrase]
+
+    def _alternatives_weight(self, phrase: str) -> float:
+        return sum(self.idf.get(word, 0.0) for word in phrase.split())
+
+    def score(
+        self, terms: list[_Term], accented: set[str], query_tokens: set[str], limit: int = 10
+    ) -> np.ndarray:
+        n = len(self.rows)
+        matched = np.zeros(n)
+        name_matched = np.zeros(n)  # IDF of the name's own words the query covers
+        total = 0.0
+        for term in terms:
+            alternatives = [a for a in term.alternatives if a in self.postings]
+            if not alternatives:
+                continue
+            group = len(term.alternatives) > 1
+            best = np.zeros(n)
+            best_name = np.zeros(n)
+            weights = []
+            for phrase in alternatives:
+                ids, factors = self.postings[phrase]
+                weight = self._alternatives_weight(phrase) if group else self._phrase_weight(phrase)
+                weights.append(weight)
+                best[ids] = np.maximum(best[ids], weight * factors)
+                if group or term.is_word:
+                    in_name = self._alternatives_weight(phrase) * (factors == 1.0)
+                    best_name[ids] = np.maximum(best_name[ids], in_name)
+            total += term.factor * max(weights)
+            matched += term.factor * best
+            name_matched += best_name
+        if total == 0.0:
+            return matched
+        precision = np.minimum(name_matched / self.name_weight, 1.0)
+        scores = matched / total * (0.8 + 0.2 * precision)
+        for marker, prior in self.narrow.items():
+            if not query_tokens & set(synonyms.NARROW_VARIANTS[marker]):
+                scores *= prior
+        for action, prior in self.actions.items():
+            if not query_tokens & _ACTIONS[action]:
+                scores *= prior
+        scores *= self.level_prior
+        if accented:
+            self._apply_accents(scores, accented, limit)
+        return scores
+
+    def _apply_accents(self, scores: np.ndarray, accented: set[str], limit: int) -> None:
+        """Accent agreement can lower a score by at most 1 - _ACCENT_BASE, so only procedures
+        within that distance of the limit-th best score can change places."""
+        candidates = np.flatnonzero(scores > 0)
+        if len(candidates) > limit:
+            kth = np.partition(scores[candidates], -limit)[-limit]
+            candidates = candidates[scores[candidates] >= kth * _ACCENT_BASE]
+        for i in candidates:
+            share = len(accented & self.accented[i]) / len(accented)
+            scores[i] *= _ACCENT_BASE + (1 - _ACCENT_BASE) * share
+
+    def hit(self, i: int, score: float) -> SearchHit:
+        row = self.rows[i]
+        return SearchHit(
+            code=row.code,
+            name=row.name,
+            score=round(min(max(score, 0.0), 1.0), 4),
+            levels=list(row.levels),
+            field=row.field,
+            online_level=row.online_level,
+        )
+
+    def search(
+        self,
+        query: str,
+        limit: int,
+        field: str | None,
+        level: str | None,
+        online_level: str | None,
+    ) -> list[SearchHit]:
+        allowed = self.mask(field, level, online_level)
+        hits = []
+        for code in dict.fromkeys(_CODE_RE.findall(query)):
+            i = self.by_code.get(code)
+            if i is not None and allowed[i]:
+                hits.append(self.hit(i, 1.0))
+        terms, accented = self.analyze(query)
+        if not terms:
+            if hits or (field is None and level is None and online_level is None):
+                return hits[:limit]
+            ids = sorted(np.flatnonzero(allowed), key=lambda i: self.rows[i].name)
+            return [self.hit(i, 0.0) for i in ids[:limit]]
+        query_tokens = {word for t in terms for a in t.alternatives for word in a.split()}
+        scores = self.score(terms, accented, query_tokens, limit)
+        scores[~allowed] = 0.0
+        for hit in hits:
+            scores[self.by_code[hit.code]] = 0.0
+        wanted = max(limit - len(hits), 0)
+        candidates = np.flatnonzero(scores > 0)
+        if wanted and len(candidates):
+            top = candidates[np.argsort(-scores[candidates], kind="stable")][:wanted]
+            # Equal scores: stable order by code keeps results reproducible.
+            top = sorted(top, key=lambda i: (-round(scores[i], 6), self.rows[i].code))
+            hits.extend(self.hit(i, float(scores[i])) for i in top)
+        return hits[:limit]
+
+
+def build_index(rows: Iterable[IndexRow]) -> _Index:
+    """An index over plain rows (tests and benchmarks use it without a database)."""
+    return _Index(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-engine cache
+
+
+@dataclass
+class _CacheEntry:
+    index: _Index
+    version: tuple
+    checked_at: float
+
+
+_cache: weakref.WeakKeyDictionary[Engine, _CacheEntry] = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def _data_version(engine: Engine) -> tuple:
+    from procedures_db.models import ImportRun, Procedure
+
+    statement = select(
+        select(func.count(Procedure.id)).scalar_subquery(),
+        select(func.max(Procedure.imported_at)).scalar_subquery(),
+        select(func.max(ImportRun.id)).scalar_subquery(),
+    )
+    with engine.connect() as connection:
+        return tuple(connection.execute(statement).one())
+
+
+def _load_rows(engine: Engine) -> list[IndexRow]:
+    from procedures_db.models import Procedure
+
+    statement = select(
+        Procedure.code, Procedure.name, Procedure.field, Procedure.levels, Procedure.online_level
+    ).order_by(Procedure.code)
+    with engine.connect() as connection:
+        return [
+            IndexRow(code, name, field, tuple(levels or ()), online_level)
+            for code, name, field, levels, online_level in connection.execute(statement)
+        ]
+
+
+def _index_for(engine: Engine) -> _Index:
+    now = time.monotonic()
+    entry = _cache.get(engine)
+    if entry is not None and now - entry.checked_at < VERSION_CHECK_INTERVAL_S:
+        return entry.index
+    with _cache_lock:
+        entry = _cache.get(engine)
+        if entry is not None and now - entry.checked_at < VERSION_CHECK_INTERVAL_S:
+            return entry.index
+        version = _data_version(engine)
+        if entry is None or entry.version != version:
+            entry = _CacheEntry(build_index(_load_rows(engine)), version, now)
+        else:
+            entry.checked_at = now
+        _cache[engine] = entry
+        return entry.index
+
+
+def invalidate_index(engine: Engine | None = None) -> None:
+    """Forget the cached index (all engines when None); the next search rebuilds it."""
+    with _cache_lock:
+        if engine is None:
+            _cache.clear()
+        else:
+            _cache.pop(engine, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+
+
+def search(
+    query: str,
+    limit: int = 10,
+    *,
+    engine: Engine | None = None,
+    field: str | None = None,
+    level: str | None = None,
+    online_level: str | None = None,
+) -> list[SearchHit]:
+    """Procedures matching a citizen's words, best first, scores in 0..1.
+
+    `query` may be a span ("đổi bằng lái") or a whole chat message; a procedure code in it comes
+    first with score 1.0. Filters: `field` (lĩnh vực, accent/case-insensitive), `level`
+    ("bo", "tinh", "xa", "khac"), `online_level` (OnlineLevel value). With filters and no
+    searchable words, the filtered procedures are listed by name with score 0.
+    """
+    if limit < 1:
+        return []
+    if engine is None:
+        from procedures_db.db import get_engine
+
+        engine = get_engine()
+    return _index_for(engine).search(query or "", limit, field, level, online_level)
+
+
+def search_index(index: _Index, query: str, limit: int = 10, **filters: str | None) -> list:
+    """`search` over an index built with `build_index` (benchmarks, tests without a database)."""
+    return index.search(
+        query or "", limit, filters.get("field"), filters.get("level"), filters.get("online_level")
+    )
+
+
+def has_clear_winner(hits: Sequence[SearchHit]) -> bool:
+    """True when the bot may answer about hits[0] without asking the citizen to choose.
+
+    Rule: hits[0].score >= CLEAR_MIN_SCORE and, when there is a second hit, hits[0].score -
+    hits[1].score >= CLEAR_MARGIN. A code hit (1.0) is always clear. Procedures that exist at
+    several levels under one name tie within the margin on purpose: the citizen picks the level.
+    """
+    if not hits:
+        return False
+    if hits[0].score >= 1.0 and (len(hits) == 1 or hits[1].score < 1.0):
+        return True
+    if hits[0].score < CLEAR_MIN_SCORE:
+        return False
+    return len(hits) == 1 or hits[0].score - hits[1].score >= CLEAR_MARGIN
+
+
+_TITLE_MAX = 60
+_LEVEL_SUFFIX_RE = re.compile(
+    r"\s*\((?:thực hiện\s+)?(?:tại|ở)?\s*(cấp\s+[^)]*)\)\s*$", re.IGNORECASE
+)
+_TITLE_PREFIX_RE = re.compile(r"^[\s.:;,-]*(?:thủ tục\s*:?\s*)?", re.IGNORECASE)
+
+
+def short_title(name: str) -> str:
+    """A readable title of at most 60 characters for a chat button.
+
+    Drops the "Thủ tục" prefix, shortens "(thực hiện tại cấp tỉnh)" to "(cấp tỉnh)" and keeps it
+    (it is what tells same-named buttons apart), and cuts the rest at a word boundary with "…".
+    """
+    text = " ".join(canonical_spaces(name).split())
+    text = _TITLE_PREFIX_RE.sub("", text)
+    suffix = ""
+    match = _LEVEL_SUFFIX_RE.search(text)
+    if match:
+        suffix = f" ({match.group(1).strip()})"
+        text = text[: match.start()]
+    text = text.rstrip(" .,;:")
+    if text:
+        text = text[0].upper() + text[1:]
+    room = _TITLE_MAX - len(suffix)
+    if len(text) > room:
+        cut = text[: room - 1].rsplit(" ", 1)[0].rstrip(" ,;:-(")
+        text = cut + "…"
+    return (text + suffix)[:_TITLE_MAX]
+
+
+def canonical_spaces(text: str) -> str:
+    """NFC and single spaces, case and accents kept (for display)."""
+    from procedures_db.text import nfc
+
+    return " ".join(nfc(text or "").split())
+
+
+__all__ = [
+    "CLEAR_MARGIN",
+    "CLEAR_MIN_SCORE",
+    "IndexRow",
+    "SearchHit",
+    "build_index",
+    "has_clear_winner",
+    "invalidate_index",
+    "search",
+    "search_index",
+    "short_title",
+]
