@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rasa.core.channels.rest import RestInput
-from sanic.exceptions import BadRequest
+from sanic.exceptions import InvalidUsage as BadRequest
 from sanic.request import Request
 
 from bot.production.guard import OnNewMessage, SenderRateLimiter, guard

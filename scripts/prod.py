@@ -1,0 +1,280 @@
+"""Production profile: several Rasa replicas and the action server behind nginx, shared stores.
+
+PostgreSQL holds the procedures and the Rasa conversations (TRACKER_DB_URL), Redis the Rasa lock
+store (LOCK_STORE_URL), so any replica can continue any conversation. nginx (a child process with
+a generated config under the log folder) is the public entrance (/webhooks/ to Rasa, the rest to
+the web server) and the web server's RASA_URL. Rasa runs with the guarded REST channel, the
+resilient stores and masked logs (bot.production). Used by `make run-prod` and tests/test_prod_*.
+
+    RASA_API_TOKEN=... python scripts/prod.py --env-file deploy/prod.env [--replicas 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import string
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from procedures_db.settings import get_settings  # noqa: E402
+from scripts.stack import DEFAULT_MODEL, Stack, free_port, write_endpoints  # noqa: E402
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "tthc.conf.template"
+MASKED = ["-m", "bot.production.logmask"]
+TRACKER_STORE_CLASS = "bot.production.stores.ResilientSQLTrackerStore"
+LOCK_STORE_CLASS = "bot.production.stores.ResilientRedisLockStore"
+GUARDED_REST = "bot.production.channel.GuardedRestInput"
+# Rasa's own request size limit (Sanic reads SANIC_* settings from the environment).
+RASA_MAX_REQUEST_BYTES = 1_000_000
+
+NGINX_MAIN = """daemon off;
+worker_processes 1;
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
+events {{ worker_connections 2048; }}
+http {{
+    access_log {run}/access.log;
+    client_body_temp_path {run}/tmp/body;
+    proxy_temp_path {run}/tmp/proxy;
+    fastcgi_temp_path {run}/tmp/fastcgi;
+    uwsgi_temp_path {run}/tmp/uwsgi;
+    scgi_temp_path {run}/tmp/scgi;
+    include {run}/tthc.conf;
+}}
+"""
+
+
+def render_nginx_site(public_listen: str, rasa_listen: str, rasa: list[str], web: str) -> str:
+    servers = "\n    ".join(f"server {address} max_fails=1 fail_timeout=5s;" for address in rasa)
+    return string.Template(NGINX_TEMPLATE.read_text(encoding="utf-8")).safe_substitute(
+        TTHC_PUBLIC_LISTEN=public_listen,
+        TTHC_RASA_LISTEN=rasa_listen,
+        TTHC_RASA_SERVERS=servers,
+        TTHC_WEB_SERVER=web,
+    )
+
+
+def production_credentials(path: Path) -> Path:
+    """credentials.yml with the guarded REST channel in place of Rasa's plain `rest`."""
+    source = ROOT / "credentials.yml"
+    channels = yaml.safe_load(source.read_text(encoding="utf-8")) if source.exists() else None
+    channels = {k: v for k, v in (channels or {}).items() if k != "rest"}
+    channels[GUARDED_REST] = None
+    path.write_text(yaml.safe_dump(channels, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def production_endpoints(
+    path: Path, action_port: int, tracker_url: str, lock_url: str | None, key_prefix: str
+) -> Path:
+    """The endpoints Stack writes, with the resilient store classes of bot.production."""
+    write_endpoints(path, action_port, tracker_url, lock_url)
+    endpoints = yaml.safe_load(path.read_text(encoding="utf-8"))
+    endpoints["tracker_store"]["type"] = TRACKER_STORE_CLASS
+    if endpoints["tracker_store"].get("dialect") == "postgresql":
+        # A database that does not answer fails in 3 s instead of blocking Rasa.
+        endpoints["tracker_store"]["query"] = {"connect_timeout": "3"}
+    if "lock_store" in endpoints:
+        endpoints["lock_store"].update(type=LOCK_STORE_CLASS, key_prefix=key_prefix)
+    path.write_text(yaml.safe_dump(endpoints, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def ensure_postgres_database(url: str) -> None:
+    """Create the database of a PostgreSQL URL if it does not exist yet."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        return
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
+            ).first()
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+                print(f"Created PostgreSQL database {parsed.database}", flush=True)
+    finally:
+        admin.dispose()
+
+
+def reachable(url: str) -> bool:
+    parsed = make_url(url)
+    default_port = 6379 if parsed.drivername.startswith("redis") else 5432
+    try:
+        with socket.create_connection((parsed.host, parsed.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class ProdStack(Stack):
+    """Stack with `replicas` Rasa servers behind nginx. `rasa_port` is nginx's internal entrance
+    (so `rasa_url` and the web server's RASA_URL are load-balanced); `public_port` is the public
+    one. Process names: actions, rasa-0 .. rasa-N, web, nginx."""
+
+    replicas: int = 2
+    public_port: int = 8000
+    replica_ports: list[int] = field(default_factory=list)
+    actions_package: str = "actions"
+
+    def __post_init__(self) -> None:
+        if not self.replica_ports:
+            self.replica_ports = [free_port() for _ in range(self.replicas)]
+        self.replicas = len(self.replica_ports)
+
+    @property
+    def public_url(self) -> str:
+        return f"http://127.0.0.1:{self.public_port}"
+
+    @property
+    def nginx_dir(self) -> Path:
+        return self.log_dir / f"nginx-{self.public_port}"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return ("actions", *(f"rasa-{i}" for i in range(self.replicas)), "web", "nginx")
+
+    def _env(self) -> dict[str, str]:
+        env = super()._env()
+        env.setdefault("SANIC_REQUEST_MAX_SIZE", str(RASA_MAX_REQUEST_BYTES))
+        return env
+
+    def _write_nginx_config(self) -> Path:
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (self.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+        site = render_nginx_site(
+            f"127.0.0.1:{self.public_port}",
+            f"127.0.0.1:{self.rasa_port}",
+            [f"127.0.0.1:{port}" for port in self.replica_ports],
+            f"127.0.0.1:{self.web_port}",
+        )
+        (self.nginx_dir / "tthc.conf").write_text(site, encoding="utf-8")
+        main = self.nginx_dir / "nginx.conf"
+        main.write_text(NGINX_MAIN.format(run=self.nginx_dir), encoding="utf-8")
+        return main
+
+    def commands(self) -> dict[str, list[str]]:
+        python = sys.executable
+        endpoints = production_endpoints(
+            self.log_dir / f"endpoints-prod-{self.rasa_port}.yml",
+            self.action_port,
+            self._tracker_url(),
+            self._lock_store_url(),
+            key_prefix=self.env.get("LOCK_STORE_KEY_PREFIX", "tthc"),
+        )
+        credentials = production_credentials(
+            self.log_dir / f"credentials-prod-{self.rasa_port}.yml"
+        )
+        nginx_conf = self._write_nginx_config()
+        actions = ["--actions", self.actions_package, "-p", str(self.action_port)]
+        nginx = ["-p", str(self.nginx_dir), "-c", str(nginx_conf)]
+        commands = {
+            "actions": [python, *MASKED, "rasa_sdk", *actions],
+            "web": [python, *MASKED, "webapp"],
+            "nginx": [NGINX, *nginx, "-e", str(self.nginx_dir / "error.log")],
+        }
+        for index, port in enumerate(self.replica_ports):
+            rasa = self.rasa_command(port, endpoints, credentials)
+            commands[f"rasa-{index}"] = [rasa[0], *MASKED, *rasa[2:]]
+        return commands
+
+    def health_url(self, name: str) -> str:
+        if name.startswith("rasa-"):
+            return f"http://127.0.0.1:{self.replica_ports[int(name.split('-')[1])]}/"
+        if name == "nginx":
+            return f"{self.public_url}/nginx-health"
+        return super().health_url(name)
+
+    def start(self, names: tuple[str, ...] | None = None) -> ProdStack:
+        if not self._env().get("RASA_API_TOKEN"):
+            raise RuntimeError(
+                "RASA_API_TOKEN is not set: the production profile never runs Rasa's HTTP API "
+                "without a token. export RASA_API_TOKEN=$(python -c "
+                "'import secrets; print(secrets.token_hex(16))')"
+            )
+        if not self._lock_store_url():
+            raise RuntimeError(
+                "LOCK_STORE_URL is not set: several replicas need the Redis lock store"
+            )
+        super().start(names or self.names)
+        return self
+
+
+def load_env_file(path: Path) -> None:
+    """KEY=VALUE lines into os.environ; variables already set in the environment win."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            if value.strip():
+                os.environ.setdefault(key.strip(), value.strip())
+
+
+def prepare_databases() -> None:
+    settings = get_settings()
+    for name, url in (
+        ("PostgreSQL (procedures)", settings.database_url),
+        ("PostgreSQL (tracker)", settings.tracker_db_url),
+        ("Redis (lock store)", settings.lock_store_url),
+    ):
+        if url and not url.startswith("sqlite") and not reachable(url):
+            print(f"WARNING: {name} at {make_url(url).host} is not reachable yet", flush=True)
+    for url in {settings.database_url, settings.tracker_db_url}:
+        ensure_postgres_database(url)
+    subprocess.run([sys.executable, "-m", "procedures_db", "import"], cwd=ROOT, check=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Production profile: Rasa replicas behind nginx")
+    parser.add_argument("--env-file", type=Path, default=ROOT / "deploy" / "prod.env")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--public-port", type=int, default=8000)
+    parser.add_argument("--skip-import", action="store_true")
+    args = parser.parse_args()
+    if args.env_file.exists():
+        load_env_file(args.env_file)
+    get_settings.cache_clear()
+    if not args.skip_import:
+        prepare_databases()
+    settings = get_settings()
+    stack = ProdStack(
+        model=args.model,
+        web_port=settings.web_port,
+        public_port=args.public_port,
+        replica_ports=[5011 + i for i in range(args.replicas)],
+    )
+    print(f"Starting {args.replicas} Rasa replicas (about a minute)...", flush=True)
+    stack.start()
+    try:
+        print(f"\nReady: {stack.public_url}/  (portal, chat, /webhooks/)", flush=True)
+        print(f"Rasa (internal, load-balanced): {stack.rasa_url}  ·  logs: {stack.log_dir}")
+        while all(process.poll() is None for process in stack.processes.values()):
+            time.sleep(1)
+        dead = [name for name, p in stack.processes.items() if p.poll() is not None]
+        print(f"Stopped because {', '.join(dead)} exited; see {stack.log_dir}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
