@@ -17,7 +17,7 @@ export HF_HUB_OFFLINE := 1
 PYTHON310 ?= $(shell for c in python3.10 /root/.pyenv/versions/3.10.*/bin/python3.10 $$HOME/.pyenv/versions/3.10.*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10; do \
 	$$c -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1 && { command -v $$c; break; }; done)
 
-.PHONY: help setup lock import train run test lint format bench eval clean browser
+.PHONY: help setup lock import train run run-prod test lint format bench eval clean browser
 
 RASA := $(VENV)/bin/rasa
 MODEL := models/tthc.tar.gz
@@ -54,6 +54,11 @@ train: $(MODEL)
 
 run: import train
 	$(PY) scripts/stack.py
+
+# Production profile (docs/production.md): PostgreSQL + Redis, two Rasa replicas behind nginx.
+# Needs RASA_API_TOKEN in the environment; other settings come from deploy/prod.env.
+run-prod: setup train
+	$(PY) scripts/prod.py --env-file deploy/prod.env
 
 # Debian's Chromium for the browser tests (a browser download is impossible here).
 browser:
