@@ -12,6 +12,7 @@ from typing import Any
 
 from actions.questions import Fact
 from procedures_db.profile import NATIONAL_PORTAL_URL, ProvinceProfile
+from procedures_db.queries import DocumentDetails, MethodDetails, ProcedureDetails
 from procedures_db.text import fold_accents
 
 METHOD_LABELS = {"truc_tuyen": "Trực tuyến", "truc_tiep": "Trực tiếp", "buu_chinh": "Bưu chính"}
@@ -75,11 +76,13 @@ def not_available(fact: Fact, profile: ProvinceProfile) -> str:
     return f"Cơ sở dữ liệu chưa có thông tin về {FACT_LABELS[fact]}. {contact_hint(profile)}"
 
 
-def header(details: Any) -> str:
+def header(details: ProcedureDetails) -> str:
     return f"Thủ tục: {clean(details.name)} (Mã TTHC: {details.code})"
 
 
-def _per_method(details: Any, value_of: Callable[[Any], str | None]) -> list[tuple[str, str]]:
+def _per_method(
+    details: ProcedureDetails, value_of: Callable[[MethodDetails], str | None]
+) -> list[tuple[str, str]]:
     """(method label, value) for every method that has a value."""
     pairs = []
     for method in details.methods:
@@ -97,7 +100,7 @@ def _grouped(pairs: Iterable[tuple[str, str]]) -> list[str]:
     return [f"- {', '.join(labels)}: {value}" for value, labels in groups.items()]
 
 
-def method_time(method: Any) -> str | None:
+def method_time(method: MethodDetails) -> str | None:
     if method.time_value is not None and method.time_unit in UNIT_LABELS:
         return f"{number(method.time_value)} {UNIT_LABELS[method.time_unit]}"
     if method.time_value is not None:  # the portal gave a bare number: never guess its unit
@@ -109,43 +112,52 @@ def _is_free_text(text: str | None) -> bool:
     return bool(text) and fold_accents(text).lower().startswith(("mien phi", "khong thu"))
 
 
-def method_fee(method: Any) -> str | None:
-    """The fee as the record states it; an amount in the description beats a "Miễn phí" cell."""
+def _vietnamese_amounts(cell: str) -> str:
+    """ "2,000,000 Việt Nam Đồng" -> "2.000.000 đồng" (the portal's cells use English commas)."""
+    cell = re.sub(r"\d{1,3}(?:,\d{3})+", lambda m: m.group(0).replace(",", "."), cell)
+    return re.sub(r"Việt Nam Đồng|VNĐ|VND", "đồng", cell)
+
+
+def method_fee(method: MethodDetails) -> str | None:
+    """The fee as the record states it. The description explains a "Miễn phí" cell (and often
+    contradicts it with an amount), so it replaces such a cell; a unit ("/trang") joins the cell.
+    """
     cell, description = clean(method.fee_text), clean(method.fee_description)
     amounts = [a for a in (method.fee_amounts or []) if a]
-    parts = []
-    if cell and not (_is_free_text(cell) and amounts):
-        parts.append(re.sub(r"Việt Nam Đồng|VNĐ|VND", "đồng", cell))
-    if description:
-        parts.append(trim(description, 400))
-    elif amounts and _is_free_text(cell):
-        parts.append(", ".join(vnd(a) for a in amounts))
-    return ". ".join(parts) or None
+    if cell and _is_free_text(cell):
+        if description:
+            return trim(description, 400)
+        return ", ".join(vnd(a) for a in amounts) if amounts else cell
+    cell = _vietnamese_amounts(cell) if cell else None
+    if cell and description:
+        glue = "" if description.startswith("/") else ". "
+        return cell + glue + trim(description, 400)
+    return cell or (trim(description, 400) if description else None)
 
 
-def time_text(details: Any, profile: ProvinceProfile) -> str:
+def time_text(details: ProcedureDetails, profile: ProvinceProfile) -> str:
     pairs = _per_method(details, method_time)
     if not pairs:
         return not_available(Fact.TIME, profile)
     return "Thời gian giải quyết: " + "; ".join(f"{label}: {value}" for label, value in pairs)
 
 
-def fee_text(details: Any, profile: ProvinceProfile) -> str:
+def fee_text(details: ProcedureDetails, profile: ProvinceProfile) -> str:
     pairs = _per_method(details, method_fee)
     if not pairs:
         return not_available(Fact.FEE, profile)
     return "Phí, lệ phí:\n" + "\n".join(_grouped(pairs))
 
 
-def portal_url(details: Any, profile: ProvinceProfile) -> str:
+def portal_url(details: ProcedureDetails, profile: ProvinceProfile) -> str:
     return clean(details.online_submit_url) or profile.online_portal_url
 
 
-def _has_method(details: Any, method: str) -> bool:
+def _has_method(details: ProcedureDetails, method: str) -> bool:
     return any(m.method == method for m in details.methods)
 
 
-def place_text(details: Any, profile: ProvinceProfile) -> str:
+def place_text(details: ProcedureDetails, profile: ProvinceProfile) -> str:
     lines = []
     agencies = clean(details.implementing_agencies) or clean(details.competent_agency)
     if agencies:
@@ -168,7 +180,9 @@ def place_text(details: Any, profile: ProvinceProfile) -> str:
     return "Nơi nộp hồ sơ:\n" + "\n".join(lines)
 
 
-def online_text(details: Any, profile: ProvinceProfile, *, level_scale: bool = False) -> str:
+def online_text(
+    details: ProcedureDetails, profile: ProvinceProfile, *, level_scale: bool = False
+) -> str:
     level = details.online_level if details.online_level in ONLINE_LEVEL_TEXT else "chua_ro"
     lines = [f"Nộp trực tuyến: {ONLINE_LEVEL_TEXT[level]}"]
     if level_scale:
@@ -178,7 +192,7 @@ def online_text(details: Any, profile: ProvinceProfile, *, level_scale: bool = F
     return "\n".join(lines)
 
 
-def quantity(document: Any) -> str:
+def quantity(document: DocumentDetails) -> str:
     parts = []
     if document.originals:
         parts.append(f"{document.originals} bản chính")
@@ -187,7 +201,7 @@ def quantity(document: Any) -> str:
     return ", ".join(parts)
 
 
-def documents_text(details: Any, profile: ProvinceProfile) -> str:
+def documents_text(details: ProcedureDetails, profile: ProvinceProfile) -> str:
     documents = list(details.documents)
     if not documents:
         return not_available(Fact.DOCUMENTS, profile)
@@ -208,7 +222,7 @@ def documents_text(details: Any, profile: ProvinceProfile) -> str:
 _STEP_SPLIT = re.compile(r"\n+|(?=Bước \d+\s*[:.])")
 
 
-def steps_text(details: Any, profile: ProvinceProfile) -> str:
+def steps_text(details: ProcedureDetails, profile: ProvinceProfile) -> str:
     steps = [clean(part) for part in _STEP_SPLIT.split(details.steps or "")]
     steps = [step for step in steps if step]
     if not steps:
@@ -219,14 +233,14 @@ def steps_text(details: Any, profile: ProvinceProfile) -> str:
     return "Các bước thực hiện:\n" + "\n".join(lines)
 
 
-def requirements_text(details: Any, profile: ProvinceProfile) -> str:
+def requirements_text(details: ProcedureDetails, profile: ProvinceProfile) -> str:
     requirements = clean(details.requirements)
     if not requirements:
         return not_available(Fact.REQUIREMENTS, profile)
     return f"Yêu cầu, điều kiện: {trim(requirements, 600)}"
 
 
-def overview_text(details: Any, profile: ProvinceProfile) -> str:
+def overview_text(details: ProcedureDetails, profile: ProvinceProfile) -> str:
     lines = []
     if clean(details.field):
         lines.append(f"Lĩnh vực: {clean(details.field)}")
@@ -238,10 +252,12 @@ def overview_text(details: Any, profile: ProvinceProfile) -> str:
     return "\n".join(lines)
 
 
-def fact_text(fact: Fact, details: Any, profile: ProvinceProfile, *, level_scale: bool) -> str:
+def fact_text(
+    fact: Fact, details: ProcedureDetails, profile: ProvinceProfile, *, level_scale: bool
+) -> str:
     if fact is Fact.ONLINE:
         return online_text(details, profile, level_scale=level_scale)
-    builders: dict[Fact, Callable[[Any, ProvinceProfile], str]] = {
+    builders: dict[Fact, Callable[[ProcedureDetails, ProvinceProfile], str]] = {
         Fact.OVERVIEW: overview_text,
         Fact.PLACE: place_text,
         Fact.TIME: time_text,
@@ -254,7 +270,11 @@ def fact_text(fact: Fact, details: Any, profile: ProvinceProfile, *, level_scale
 
 
 def procedure_answer(
-    details: Any, facts: list[Fact], profile: ProvinceProfile, *, level_scale: bool = False
+    details: ProcedureDetails,
+    facts: list[Fact],
+    profile: ProvinceProfile,
+    *,
+    level_scale: bool = False,
 ) -> str:
     """Name and code, one paragraph per asked fact, then the source link."""
     parts = [header(details)]

@@ -11,7 +11,13 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from sqlalchemy.engine import Engine
+
+from procedures_db import queries, search
+from procedures_db.db import get_engine
 from procedures_db.profile import ProvinceProfile, load_profile
+from procedures_db.queries import ProcedureDetails
+from procedures_db.search import SearchHit
 from procedures_db.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -34,18 +40,28 @@ async def _call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise LookupFailed(f"{function.__qualname__} failed: {error}") from error
 
 
-async def search_procedures(query: str, limit: int = 10) -> list[Any]:
+def _engine() -> Engine:
+    # Always by URL: get_engine() without one is cached under None, so it would keep the
+    # first database even after the settings changed.
+    return get_engine(get_settings().database_url)
+
+
+def _search(query: str, limit: int) -> list[SearchHit]:
+    return search.search(query, limit, engine=_engine())
+
+
+def _get_procedure(code: str) -> ProcedureDetails | None:
+    return queries.get_procedure(code, engine=_engine())
+
+
+async def search_procedures(query: str, limit: int = 10) -> list[SearchHit]:
     """`procedures_db.search.search` on the configured database."""
-    from procedures_db import search
-
-    return await _call(search.search, query, limit)
+    return await _call(_search, query, limit)
 
 
-async def get_procedure(code: str) -> Any | None:
+async def get_procedure(code: str) -> ProcedureDetails | None:
     """`procedures_db.queries.get_procedure`: the full record, or None for an unknown code."""
-    from procedures_db import queries
-
-    return await _call(queries.get_procedure, code)
+    return await _call(_get_procedure, code)
 
 
 async def get_profile() -> ProvinceProfile:

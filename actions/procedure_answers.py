@@ -7,10 +7,11 @@ How a message is tied to a procedure (follow-up versus switch):
    procedure is among the hits it stays (follow-up); otherwise the hits are offered;
 4. no entity: if the message, without question and filler words, keeps fewer than two words
    ("còn lệ phí thì sao?", "nộp ở đâu vậy?") it is a follow-up on the current procedure;
-   otherwise the whole message is searched: a clear winner switches (or stays, if it is the
-   current one); without a clear winner the current procedure stays when it is among the hits
-   or the hits do not cover the words (a follow-up with more detail, "người nước ngoài có
-   làm được không"), else the hits are offered.
+   otherwise the whole message is searched, then the message without its question words if
+   that finds no clear winner. A clear winner switches (or stays, if it is the current one).
+   Without a clear winner the current procedure stays when it is among the hits or the hits
+   do not cover the words (a follow-up with more detail: "người nước ngoài có làm được
+   không"); else the hits are offered.
 The facts asked come from the intent plus cue words (multi-question messages); after a
 disambiguation the original question, kept in the `pending_facts` slot, is answered.
 """
@@ -34,6 +35,7 @@ from actions.questions import (
     codes_in,
     facts_asked,
     mentions_level_number,
+    procedure_phrase,
     procedure_words,
 )
 from procedures_db.profile import ProvinceProfile
@@ -89,6 +91,11 @@ async def find_target(tracker: Tracker, text: str, current: str | None) -> Targe
     if not words:
         return Target(ask_which=True)
     hits = await lookup.search_procedures(text)
+    phrase = procedure_phrase(text)
+    if not has_clear_winner(hits) and phrase and phrase != text:
+        # The question words can outweigh a short name ("nộp" in "đăng ký thường trú nộp ở
+        # đâu" also matches "Đăng ký thuế ... nộp thay"): try the name alone.
+        hits = await lookup.search_procedures(phrase) or hits
     if hits and has_clear_winner(hits):
         return Target(code=hits[0].code)
     if current and (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 
-from procedures_db.text import normalize_message, tokens
+from procedures_db.text import canonical, fold_accents, normalize_message, tokens
 
 
 class Fact(str, enum.Enum):
@@ -87,19 +87,102 @@ FACT_CUES: dict[Fact, tuple[str, ...]] = {
 # online word asks for the level only in a yes/no question or with the level's own words.
 _ONLINE_LEVEL_WORDS = ("muc do", "toan trinh", "mot phan", "khong")
 
-# Words that only shape a question; what is left names (or fails to name) a procedure.
-QUESTION_WORDS = frozenset(
-    _words(
-        """
-        a ah ak ad admin ai anh ba ban bao bay buoc cac can cach cai cam chi cho chua co con cua
-        day de den di dieu dinh do duoc em gi gioi giay gom hay het hoi hon khong kien la lam
-        lau le luc ma mang may minh mot muc muon nao nay ne neu nhe nhieu nhung noi nop nua o oi
-        online phai phi quy ra roi sao so ta tai tat the thi thoi tien to toi ton trinh tren truc
-        tuc tuyen thu uh va vay ve voi vui xin yeu gian han ngay chuan bi nhu tu dau ho thong tin
-        biet giup hien phep cung
-        """
-    )
+# Words and phrases that only shape a question; what is left names (or fails to name) a
+# procedure. Written with accents; an unaccented message is compared accent-folded, except for
+# the words whose folded form is also a content word ("can" may be "căn", "co" may be "cơ").
+QUESTION_PHRASES = (
+    "thủ tục hành chính",
+    "thủ tục",
+    "cho em hỏi",
+    "cho mình hỏi",
+    "cho tôi hỏi",
+    "xin hỏi",
+    "hỏi",
+    "cho",
+    "em",
+    "anh",
+    "chị",
+    "mình",
+    "tôi",
+    "bạn",
+    "ad",
+    "admin",
+    "ơi",
+    "ạ",
+    "à",
+    "nhé",
+    "nha",
+    "nhỉ",
+    "vậy",
+    "thế",
+    "thì sao",
+    "ra sao",
+    "thế nào",
+    "như thế nào",
+    "làm sao",
+    "làm thế nào",
+    "mất bao lâu",
+    "bao lâu",
+    "mất mấy ngày",
+    "mấy ngày",
+    "bao nhiêu ngày",
+    "thời gian",
+    "giải quyết",
+    "mất bao nhiêu tiền",
+    "hết bao nhiêu tiền",
+    "tốn bao nhiêu tiền",
+    "bao nhiêu tiền",
+    "mất bao nhiêu",
+    "hết bao nhiêu",
+    "bao nhiêu",
+    "mất phí",
+    "mất tiền",
+    "lệ phí",
+    "chi phí",
+    "phí",
+    "ở đâu",
+    "chỗ nào",
+    "nơi nào",
+    "cơ quan nào",
+    "nộp hồ sơ",
+    "nộp",
+    "hồ sơ",
+    "giấy tờ",
+    "gồm",
+    "những gì",
+    "cần gì",
+    "cần những gì",
+    "mang theo",
+    "chuẩn bị",
+    "các bước",
+    "quy trình",
+    "trình tự",
+    "điều kiện",
+    "yêu cầu",
+    "online",
+    "trực tuyến",
+    "qua mạng",
+    "mức độ",
+    "mấy",
+    "được không",
+    "được",
+    "không",
+    "gì",
+    "nào",
+    "còn",
+    "nữa",
+    "muốn",
+    "xin",
+    "với",
+    "thông tin",
+    "hướng dẫn",
+    "giúp",
+    "luôn",
+    "khi nào",
+    "bao giờ",
 )
+# Question words whose accent-folded form is also a content word: dropped only when accented.
+ACCENTED_ONLY = frozenset(("cần", "có", "thì", "để", "đi", "làm", "là", "và", "của", "việc"))
 
 CODE_RE = re.compile(r"\b\d{1,2}\.\d{6}\b")
 
@@ -162,9 +245,42 @@ def mentions_level_number(text: str) -> bool:
     return _contains(folded_words(text), "muc do")
 
 
+_WORD_RE = re.compile(r"[^\W_]+(?:\.\d+)*", re.UNICODE)
+
+
+def _phrase_table(accented: bool) -> dict[tuple[str, ...], int]:
+    phrases = [*QUESTION_PHRASES, *ACCENTED_ONLY] if accented else QUESTION_PHRASES
+    table = {}
+    for phrase in phrases:
+        words = canonical(phrase).split() if accented else tokens(phrase)
+        table[tuple(words)] = len(words)
+    return table
+
+
+_PHRASES = {accented: _phrase_table(accented) for accented in (True, False)}
+_LONGEST = max(len(key) for key in _PHRASES[True])
+
+
+def procedure_phrase(text: str) -> str:
+    """The message without question and filler words, accents kept: "đăng ký thường trú"."""
+    words = _WORD_RE.findall(normalize_message(text))
+    accented = any(fold_accents(word) != word for word in words)
+    keys = words if accented else [fold_accents(word) for word in words]
+    table, kept, index = _PHRASES[accented], [], 0
+    while index < len(words):
+        for size in range(min(_LONGEST, len(words) - index), 0, -1):
+            if tuple(keys[index : index + size]) in table:
+                index += size
+                break
+        else:
+            kept.append(words[index])
+            index += 1
+    return " ".join(kept)
+
+
 def procedure_words(text: str) -> list[str]:
     """Tokens that may name a procedure: the message without question and filler words."""
-    return [w for w in folded_words(text) if w not in QUESTION_WORDS and not w.isdigit()]
+    return [w for w in tokens(procedure_phrase(text)) if not w.isdigit()]
 
 
 def codes_in(text: str) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +74,31 @@ class Chat:
         return [b for m in self.messages for b in m.get("buttons") or []]
 
 
+def use_profile(path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("PROVINCE_PROFILE", str(path))
+    get_settings.cache_clear()
+    return path
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Every test reads the environment it set up, and leaves no cached settings behind."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def empty_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A province that published nothing but the national portal (the default profile)."""
+    return use_profile(tmp_path / "empty.yml", "province_name: null\n", monkeypatch)
+
+
 @pytest.fixture
 def profile_with_hotline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "province.yml"
-    path.write_text(
+    return use_profile(
+        tmp_path / "province.yml",
         "province_name: Tỉnh Thử\n"
         "online_portal_url: https://dichvucong.thu.gov.vn\n"
         "public_administration_centre:\n"
@@ -85,11 +107,8 @@ def profile_with_hotline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
         "  opening_hours: 7h30-17h00 thứ Hai đến thứ Sáu\n"
         "  hotline: 1900 0000\n"
         "commune_one_stop: Bộ phận Một cửa UBND xã, phường\n",
-        encoding="utf-8",
+        monkeypatch,
     )
-    monkeypatch.setenv("PROVINCE_PROFILE", str(path))
-    get_settings.cache_clear()
-    return path
 
 
 def test_every_question_intent_has_a_rule() -> None:
@@ -234,7 +253,9 @@ async def test_switch_by_code_in_the_text(use_full_db: str) -> None:
 
 
 async def disambiguate(chat: Chat) -> str:
-    reply = await chat.say("khai sinh mất bao lâu", "ask_processing_time", procedure="khai sinh")
+    reply = await chat.say(
+        "xin lý lịch tư pháp mất bao lâu", "ask_processing_time", procedure="lý lịch tư pháp"
+    )
     assert "1. " in reply and "2. " in reply
     assert 2 <= len(chat.buttons) <= 5
     assert "Mã TTHC" not in reply

@@ -92,6 +92,13 @@ def test_fee_amount_without_description() -> None:
     assert method_fee(method) == "50.000 đồng"
 
 
+def test_fee_cell_amounts_in_vietnamese_style() -> None:
+    method = Method("truc_tiep", fee_text="2,000 Việt Nam Đồng", fee_description="/trang")
+    assert method_fee(method) == "2.000 đồng/trang"
+    method = Method("truc_tiep", fee_text="20,000 VNĐ", fee_description="Nộp trực tiếp")
+    assert method_fee(method) == "20.000 đồng. Nộp trực tiếp"
+
+
 def test_free_and_unknown_fees() -> None:
     assert method_fee(Method("truc_tiep", fee_text="Miễn phí")) == "Miễn phí"
     assert method_fee(Method("truc_tiep", fee_text="Không có thông tin")) is None
