@@ -120,7 +120,8 @@ METHOD_LABELS = {
     "Dịch vụ bưu chính": Method.POSTAL,
 }
 _LABEL_RE = re.compile("|".join(METHOD_LABELS))
-_FEE_VALUE = rf"Miễn phí|{NO_INFO}|(?:{_NUMBER}) ?(?:VNĐ|Việt Nam Đồng|USD|Đồng)"
+_MONEY = rf"(?:{_NUMBER}) ?(?:VNĐ|Việt Nam Đồng|USD|Đồng)"
+_FEE_VALUE = rf"Miễn phí|{NO_INFO}|(?:Lệ phí|Phí) ?: ?{_MONEY}|{_MONEY}"
 _TIMED_UNIT = r"\d+(?:[.,]\d+)? ?(?:Ngày làm việc|Ngày|Giờ|Tháng)"
 # A row head: processing time, then the fee value. Bare numbers glued to a fee number
 # ("1100 VNĐ" = time 1, fee 100 VNĐ) are split after the first digit: every such row in the
