@@ -342,6 +342,28 @@ async def test_restart_begins_a_new_conversation(browser, web_server, fake_rasa)
     assert re.fullmatch(r"web-[0-9a-f]{32}", second)
 
 
+async def test_conversation_is_forgotten_after_a_day_idle(browser, web_server):
+    page = await browser.new_page()
+    await page.goto(web_server.url)
+    await open_chat(page)
+    await ask(page, "số căn cước 012345678901")
+    await expect(bot_messages(page).last).to_contain_text("Đã nhận")
+    await page.reload()
+    await expect(user_messages(page)).to_have_count(1)  # a reload keeps it
+    await page.evaluate(
+        """() => {
+            const key = Object.keys(localStorage).find((k) => k.startsWith("tthc-chat:"));
+            const state = JSON.parse(localStorage.getItem(key));
+            state.savedAt -= 25 * 60 * 60 * 1000;
+            localStorage.setItem(key, JSON.stringify(state));
+        }"""
+    )
+    await page.reload()
+    await open_chat(page)
+    await expect(user_messages(page)).to_have_count(0)
+    await expect(bot_messages(page)).to_have_count(1)  # the greeting only
+
+
 # --- part 2: the real stack (action server + trained Rasa model + web server) ---------------------
 
 

@@ -9,7 +9,9 @@
 (() => {
   "use strict";
 
-  const script = document.currentScript;
+  // currentScript is null for type="module"; then find the tag by its file name.
+  const script =
+    document.currentScript || document.querySelector('script[src*="/static/widget/widget.js"]');
   if (!script || window.__tthcChatWidget) return;
   window.__tthcChatWidget = true;
 
@@ -26,6 +28,8 @@
   const MAX_MESSAGE_CHARS = 2000;
   const REQUEST_TIMEOUT_MS = 40000;
   const MAX_BACKOFF_MS = 15000;
+  // On a shared computer (a one-stop-shop kiosk) the next citizen must not find the last chat.
+  const IDLE_FORGET_MS = 24 * 60 * 60 * 1000;
 
   // ---- state, kept in localStorage so the conversation survives a reload ----------------------
 
@@ -34,12 +38,27 @@
     return "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   };
 
-  const freshState = () => ({ sender: newSender(), seq: 0, open: false, messages: [] });
+  const freshState = () => ({
+    sender: newSender(),
+    seq: 0,
+    open: false,
+    messages: [],
+    savedAt: Date.now(),
+  });
 
   const loadState = () => {
     try {
       const saved = JSON.parse(localStorage.getItem(STORAGE_KEY));
-      if (saved && typeof saved.sender === "string" && Array.isArray(saved.messages)) return saved;
+      const usable =
+        saved &&
+        typeof saved.sender === "string" &&
+        Array.isArray(saved.messages) &&
+        Number.isInteger(saved.seq) &&
+        Date.now() - saved.savedAt < IDLE_FORGET_MS;
+      if (usable) {
+        saved.messages = saved.messages.filter((m) => m && typeof m.id === "number");
+        return saved;
+      }
     } catch (_error) {
       // Storage disabled or corrupt: start a new conversation in memory.
     }
@@ -50,6 +69,7 @@
 
   const saveState = () => {
     state.messages = state.messages.slice(-MAX_STORED_MESSAGES);
+    state.savedAt = Date.now();
     try {
       localStorage.setItem(STORAGE_KEY, JSON.stringify(state));
     } catch (_error) {
@@ -210,7 +230,7 @@
     const bubble = el("div", { class: `message ${message.from}` }, [
       el("span", { class: "sr-only", text: `${who}: ` }),
     ]);
-    if (message.text) bubble.append(el("div", { class: "text" }, [linkify(message.text)]));
+    if (typeof message.text === "string") bubble.append(el("div", { class: "text" }, [linkify(message.text)]));
     if (message.image) bubble.append(el("img", { src: message.image, alt: "Hình ảnh từ trợ lý" }));
     if (message.buttons && message.buttons.length) bubble.append(renderButtons(message));
     const status = el("div", { class: "message-status", text: statusLabel(message) });
