@@ -130,6 +130,19 @@
   stylesheet.addEventListener("load", showHost);
   stylesheet.addEventListener("error", showHost);
 
+  // An SVG, not an emoji: many systems (kiosks, old phones) have no emoji font.
+  const chatIcon = () => {
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("class", "launcher-icon");
+    svg.setAttribute("aria-hidden", "true");
+    path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z");
+    path.setAttribute("fill", "currentColor");
+    svg.append(path);
+    return svg;
+  };
+
   const titleId = "tthc-chat-title";
   const launcher = el("button", {
     type: "button",
@@ -137,8 +150,7 @@
     "aria-label": `Mở ${config.title}`,
     "aria-expanded": "false",
     "aria-controls": "tthc-chat-panel",
-  }, [el("span", { class: "launcher-icon", "aria-hidden": "true", text: "💬" }),
-      el("span", { class: "launcher-text", text: "Hỏi đáp thủ tục" })]);
+  }, [chatIcon(), el("span", { class: "launcher-text", text: "Hỏi đáp thủ tục" })]);
 
   const log = el("div", {
     class: "log",
