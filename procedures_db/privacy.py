@@ -17,8 +17,10 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 _BEFORE = r"(?<![\w.,])"
 _AFTER = r"(?![\w]|[.,]\d)"
 _SEP = r"[ .\-]?"
-# +84 / 84 then the national number without its leading 0: 9 or 10 digits, optional separators.
-_PHONE_INTL = re.compile(_BEFORE + r"\(?\+84\)?" + _SEP + r"(?:\d" + _SEP + r"){8,9}\d" + _AFTER)
+# +84 / 0084 / 84 then the national number without its leading 0 (9-10 digits), separators allowed.
+_PHONE_INTL = re.compile(
+    _BEFORE + r"\(?(?:\+|00)?84\)?" + _SEP + r"[1-9](?:" + _SEP + r"\d){8,9}" + _AFTER
+)
 # 0xxxxxxxxx (mobile, 10 digits) or 02xxxxxxxxx (landline, 11 digits), separators allowed.
 _PHONE_LOCAL = re.compile(_BEFORE + r"0(?:" + _SEP + r"\d){9,10}" + _AFTER)
 # Citizen identity card (12 digits) and old identity card (9 digits), written without spaces.

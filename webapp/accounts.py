@@ -15,8 +15,9 @@ from procedures_db.db import create_schema, get_engine
 from webapp.auth import AccountError, create_account, delete_account, list_accounts
 
 
-def read_password(stdin=sys.stdin) -> str:
+def read_password() -> str:
     """Prompt twice on a terminal; read one line when the password is piped in."""
+    stdin = sys.stdin
     if not stdin.isatty():
         return stdin.readline().rstrip("\r\n")
     password = getpass.getpass("Mật khẩu / Password: ")

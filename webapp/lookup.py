@@ -178,6 +178,13 @@ def _per_method(summaries: list[dict[str, str]], key: str) -> str:
     return "; ".join(f"{s['method_label'].lower()}: {s[key]}" for s in summaries)
 
 
+def _spoken_fee(methods: list[Mapping[str, Any]], summaries: list[dict[str, str]]) -> str:
+    """Several amounts depend on the case: say so rather than read a bare list."""
+    fee = _per_method(summaries, "fee")
+    amounts = {amount for m in methods for amount in m.get("fee_amounts") or [] if amount}
+    return f"{fee} (tùy trường hợp, xem ghi chú phí)" if len(amounts) > 1 else fee
+
+
 def online_available(detail: Mapping[str, Any]) -> bool:
     has_online_method = any(m.get("method") == Method.ONLINE.value for m in detail["methods"])
     return has_online_method or detail.get("online_level") in (
@@ -236,7 +243,7 @@ def summary_script(detail: Mapping[str, Any], profile: ProvinceProfile) -> str:
         f"Thủ tục: {detail['name']} (mã {detail['code']}{', ' + levels if levels else ''}).",
         f"Nơi nộp: {_where_short(detail, profile)}.",
         f"Thời gian giải quyết: {_per_method(summaries, 'time')}.",
-        f"Phí, lệ phí: {_per_method(summaries, 'fee')}.",
+        f"Phí, lệ phí: {_spoken_fee(detail['methods'], summaries)}.",
         f"Nộp trực tuyến: {online}",
     ]
     return "\n".join(lines)

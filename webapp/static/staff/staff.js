@@ -189,13 +189,14 @@
     if (printButton) printButton.addEventListener("click", () => window.print());
   }
 
-  // "/" anywhere (outside a text field) goes to the search box.
+  // "/" (outside other text fields) goes to the search box and selects its text for retyping.
   document.addEventListener("keydown", (event) => {
     if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
-    const tag = (event.target.tagName || "").toLowerCase();
-    if (tag === "input" || tag === "textarea" || tag === "select") return;
-    event.preventDefault();
     const box = $("q");
+    const tag = (event.target.tagName || "").toLowerCase();
+    const typing = tag === "input" || tag === "textarea" || tag === "select";
+    if (typing && event.target !== box) return;
+    event.preventDefault();
     if (box) {
       box.focus();
       box.select();

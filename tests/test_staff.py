@@ -1,0 +1,394 @@
+"""Staff area: sign-in (CSRF, lockout, cookies), pages, summary script, unanswered questions,
+the account command line."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from procedures_db.db import get_engine
+from procedures_db.privacy import PHONE_MASK
+from procedures_db.profile import ProvinceProfile
+from procedures_db.settings import get_settings
+from tests.staff_support import (
+    PASSWORD,
+    app_settings,
+    bot,
+    csrf_token,
+    new_staff_account,
+    sign_in,
+    slot,
+    user,
+    write_tracker_events,
+)
+from webapp import accounts, auth
+from webapp.app import create_app
+from webapp.lookup import UNKNOWN, procedure_detail, summary_script
+from webapp.unanswered import read_unanswered
+
+LICENCE_EXCHANGE = "3.000347"
+
+
+@pytest.fixture
+def settings(full_db_url, tmp_path):
+    return app_settings(full_db_url, tmp_path)
+
+
+@pytest.fixture
+async def client(settings):
+    async with TestClient(TestServer(create_app(settings))) as client:
+        yield client
+
+
+@pytest.fixture
+async def staff_client(client, full_db_url):
+    response = await sign_in(client, new_staff_account(full_db_url))
+    assert response.status == 303
+    return client
+
+
+# ---- sign-in ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/staff", "/staff/unanswered", f"/staff/procedures/{LICENCE_EXCHANGE}"]
+)
+async def test_pages_need_sign_in(client, path):
+    response = await client.get(path, allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == f"/staff/login?next={path}"
+
+
+async def test_staff_search_json_needs_sign_in(client):
+    response = await client.get("/staff/api/procedures", params={"q": "doi gplx"})
+    assert response.status == 401
+    assert (await response.json())["error"]["code"] == "not_signed_in"
+
+
+async def test_sign_in_sets_a_strict_http_only_session_cookie(client, full_db_url):
+    response = await sign_in(client, new_staff_account(full_db_url), next_path="/staff/unanswered")
+    assert response.status == 303 and response.headers["Location"] == "/staff/unanswered"
+    cookie = response.cookies["staff_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/staff"
+    assert (await client.get("/staff", allow_redirects=False)).status == 200
+
+
+async def test_wrong_password_is_rejected(client, full_db_url):
+    response = await sign_in(client, new_staff_account(full_db_url), password="sai mật khẩu rồi")
+    assert response.status == 401
+    assert "Sai tên đăng nhập hoặc mật khẩu" in await response.text()
+    assert "staff_session" not in response.cookies
+    assert (await client.get("/staff", allow_redirects=False)).status == 303
+
+
+async def test_sign_in_without_the_csrf_token_is_refused(client, full_db_url):
+    username = new_staff_account(full_db_url)
+    await client.get("/staff/login")
+    response = await client.post(
+        "/staff/login", data={"username": username, "password": PASSWORD}, allow_redirects=False
+    )
+    assert response.status == 403 and "staff_session" not in response.cookies
+
+
+async def test_sign_in_never_redirects_off_site(client, full_db_url):
+    response = await sign_in(client, new_staff_account(full_db_url), next_path="//evil.example/x")
+    assert response.headers["Location"] == "/staff"
+
+
+async def test_username_is_locked_after_five_failures(client, full_db_url):
+    username = new_staff_account(full_db_url)
+    for _ in range(5):
+        assert (await sign_in(client, username, password="sai mật khẩu")).status == 401
+    response = await sign_in(client, username)  # even the right password now waits
+    assert response.status == 429 and "thử lại sau 15 phút" in await response.text()
+
+
+async def test_ip_is_locked_after_twenty_failures(client, full_db_url):
+    for i in range(20):
+        assert (await sign_in(client, f"khong-co-{i}", password="sai mật khẩu")).status == 401
+    assert (await sign_in(client, new_staff_account(full_db_url))).status == 429
+
+
+async def test_sign_out_needs_csrf_and_ends_the_session(staff_client):
+    page = await staff_client.get("/staff")
+    token = csrf_token(await page.text())
+    refused = await staff_client.post("/staff/logout", data={}, allow_redirects=False)
+    assert refused.status == 403
+    response = await staff_client.post(
+        "/staff/logout", data={"csrf_token": token}, allow_redirects=False
+    )
+    assert response.status == 303 and response.headers["Location"] == "/staff/login"
+    assert (await staff_client.get("/staff", allow_redirects=False)).status == 303
+
+
+def test_old_session_token_stops_working_after_sign_out(full_db_url):
+    engine = get_engine(full_db_url)
+    account = auth.authenticate(new_staff_account(full_db_url), PASSWORD, engine=engine)
+    token = auth.open_session(account, engine=engine)
+    assert auth.load_session(token, engine=engine) is not None
+    auth.close_session(token, engine=engine)
+    assert auth.load_session(token, engine=engine) is None
+    assert auth.load_session("forged-token", engine=engine) is None
+
+
+def test_password_hashes_are_salted_scrypt():
+    first, second = auth.hash_password(PASSWORD), auth.hash_password(PASSWORD)
+    assert first != second and first.startswith("scrypt$")
+    assert auth.verify_password(PASSWORD, first) and not auth.verify_password("khác", first)
+    assert not auth.verify_password(PASSWORD, "garbage")
+
+
+def test_failure_limiter_window_slides():
+    now = [0.0]
+    limiter = auth.FailureLimiter(max_failures=2, window_s=60, clock=lambda: now[0])
+    limiter.record_failure("a")
+    limiter.record_failure("a")
+    assert limiter.retry_after("a") == 60 and limiter.retry_after("b") == 0
+    now[0] = 61
+    assert limiter.retry_after("a") == 0
+
+
+# ---- account command line ----------------------------------------------------------------------
+
+
+class _Stdin(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+def test_accounts_cli_creates_lists_and_deletes(full_db_url, monkeypatch, capsys):
+    monkeypatch.setenv("PROCEDURES_DB_URL", full_db_url)
+    get_settings.cache_clear()
+    try:
+        monkeypatch.setattr("sys.stdin", _Stdin("mật khẩu mới đủ dài\n"))
+        assert accounts.main(["create", "Tong.Dai-01"]) == 0
+        engine = get_engine(full_db_url)
+        assert auth.authenticate("tong.dai-01", "mật khẩu mới đủ dài", engine=engine)
+        monkeypatch.setattr("sys.stdin", _Stdin("mật khẩu mới đủ dài\n"))
+        assert accounts.main(["create", "tong.dai-01"]) == 1  # exists already
+        monkeypatch.setattr("sys.stdin", _Stdin("ngắn\n"))
+        assert accounts.main(["create", "tong.dai-02"]) == 1  # password too short
+        assert accounts.main(["list"]) == 0
+        assert "tong.dai-01" in capsys.readouterr().out
+        assert accounts.main(["delete", "tong.dai-01"]) == 0
+        assert not auth.authenticate("tong.dai-01", "mật khẩu mới đủ dài", engine=engine)
+    finally:
+        get_settings.cache_clear()
+
+
+# ---- pages -----------------------------------------------------------------------------------
+
+
+async def test_search_page_and_staff_search_json(staff_client):
+    page = await staff_client.get("/staff")
+    html = await page.text()
+    assert 'id="q"' in html and "Sát hạch, cấp giấy phép lái xe" in html  # field filter options
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert page.headers["Cache-Control"] == "no-store"
+    body = await (await staff_client.get("/staff/api/procedures", params={"q": "doi gplx"})).json()
+    assert body["results"][0]["code"] == LICENCE_EXCHANGE
+    bad = await staff_client.get("/staff/api/procedures", params={"q": "x", "level": "huyen"})
+    assert bad.status == 400
+
+
+async def test_procedure_page_shows_everything(staff_client):
+    response = await staff_client.get(f"/staff/procedures/{LICENCE_EXCHANGE}")
+    html = await response.text()
+    assert response.status == 200
+    for expected in [
+        "Đổi giấy phép lái xe",
+        "5 ngày làm việc",
+        "135.000 đồng",  # from the fee description, the fee cell says "Miễn phí"
+        "Thành phần hồ sơ",
+        "Giấy khám sức khỏe",
+        "Trình tự thực hiện",
+        "Căn cứ pháp lý",
+        "Cục cảnh sát giao thông",
+        "https://dichvucong.gov.vn/thu-tuc-hanh-chinh/",
+        "Dữ liệu nhập lúc",
+        'id="copy-summary"',
+        UNKNOWN,  # no receiving address in the source
+    ]:
+        assert expected in html, expected
+    assert ">Miễn phí<" not in html
+
+
+async def test_province_level_page_shows_unknown_profile_values(staff_client, settings):
+    body = await (
+        await staff_client.get("/staff/api/procedures", params={"level": "tinh", "limit": "1"})
+    ).json()
+    html = await (await staff_client.get(f"/staff/procedures/{body['results'][0]['code']}")).text()
+    assert "Trung tâm Phục vụ hành chính công" in html
+    assert html.count(UNKNOWN) >= 4  # province.yml leaves the centre's details empty
+
+
+async def test_unknown_procedure_page_is_404(staff_client):
+    response = await staff_client.get("/staff/procedures/9.999999")
+    assert response.status == 404 and "Không tìm thấy thủ tục" in await response.text()
+
+
+async def test_page_values_are_html_escaped(staff_client):
+    response = await staff_client.get("/staff/procedures/<script>alert(1)</script>")
+    assert "<script>alert" not in await response.text()
+
+
+def test_summary_script_reads_name_code_place_time_fee_online(full_db_url):
+    detail = procedure_detail(get_engine(full_db_url), LICENCE_EXCHANGE)
+    profile = ProvinceProfile(centre_name="Trung tâm PVHCC tỉnh X", centre_address="1 Đường A")
+    script = summary_script(detail, profile)
+    assert script.splitlines() == [
+        "Thủ tục: Đổi giấy phép lái xe (mã 3.000347, cấp bộ).",
+        "Nơi nộp: Cục cảnh sát giao thông, Công an tỉnh, Công an cấp Xã.",
+        "Thời gian giải quyết: 5 ngày làm việc.",
+        "Phí, lệ phí: 135.000 đồng; 115.000 đồng (tùy trường hợp, xem ghi chú phí).",
+        "Nộp trực tuyến: có, chưa rõ toàn trình hay một phần, tại https://dichvucong.gov.vn.",
+    ]
+
+
+def test_summary_script_uses_the_province_centre_for_province_procedures():
+    detail = {
+        "code": "1.000001",
+        "name": "Thủ tục thử",
+        "levels": ["tinh"],
+        "online_level": "truc_tiep",
+        "receiving_address": None,
+        "implementing_agencies": "Sở Tư pháp",
+        "methods": [
+            {"method": "truc_tiep", "time_value": 3, "time_unit": "working_day",
+             "fee_amounts": [], "fee_text": "Miễn phí"},
+            {"method": "buu_chinh", "time_value": None, "time_text": "Không có thông tin",
+             "fee_amounts": [], "fee_text": None},
+        ],
+    }  # fmt: skip
+    profile = ProvinceProfile(centre_name="Trung tâm PVHCC tỉnh X", centre_address="1 Đường A")
+    lines = summary_script(detail, profile).splitlines()
+    assert lines[1] == "Nơi nộp: Trung tâm PVHCC tỉnh X, 1 Đường A."
+    assert lines[2] == f"Thời gian giải quyết: trực tiếp: 3 ngày làm việc; bưu chính: {UNKNOWN}."
+    assert lines[3] == f"Phí, lệ phí: trực tiếp: Miễn phí; bưu chính: {UNKNOWN}."
+    assert lines[4] == "Nộp trực tuyến: không, chỉ nộp trực tiếp hoặc qua bưu chính."
+    assert summary_script(detail, ProvinceProfile()).splitlines()[1] == "Nơi nộp: Sở Tư pháp."
+
+
+# ---- what the bot could not answer -------------------------------------------------------------
+
+
+def _conversations(url: str, now: float) -> None:
+    t = now - 600
+    write_tracker_events(
+        url,
+        "web-fallback",
+        [
+            user("cho em hỏi sđt 0901234567 làm cái gì", "nlu_fallback", t),
+            bot("Xin lỗi, tôi chưa hiểu.", t + 1),
+        ],
+    )
+    write_tracker_events(
+        url, "web-scope", [user("thời tiết hôm nay thế nào", "out_of_scope", t + 2)]
+    )
+    candidates = [
+        {"code": "3.000347", "name": "Đổi giấy phép lái xe"},
+        {"code": "3.000351", "name": "Đổi giấy phép lái xe của người nước ngoài"},
+    ]
+    buttons = [
+        {
+            "title": c["name"],
+            "payload": "/choose_procedure" + json.dumps({"procedure_code": c["code"]}),
+        }
+        for c in candidates
+    ]
+    # Offered candidates, the citizen asked something else: abandoned.
+    write_tracker_events(
+        url,
+        "web-abandon-reply",
+        [
+            user("đổi bằng lái", "ask_procedure_info", t + 3),
+            bot("Bạn hỏi về thủ tục nào?", t + 4, buttons),
+            slot("procedure_candidates", candidates, t + 4),
+            user("thôi cảm ơn, mail em là a@b.vn", "thank", t + 5),
+        ],
+    )
+    # Offered candidates, no reply at all: abandoned.
+    write_tracker_events(
+        url,
+        "web-abandon-silent",
+        [
+            user("gplx hết hạn", "ask_procedure_info", t + 6),
+            bot("Bạn hỏi về thủ tục nào?", t + 7, buttons),
+            slot("procedure_candidates", candidates, t + 7),
+        ],
+    )
+    # Offered candidates, the citizen typed "1" and the bot set the procedure: answered.
+    write_tracker_events(
+        url,
+        "web-chosen",
+        [
+            user("đổi giấy phép", "ask_procedure_info", t + 8),
+            bot("Bạn hỏi về thủ tục nào?", t + 9, buttons),
+            slot("procedure_candidates", candidates, t + 9),
+            user("1", "inform", t + 10),
+            slot("procedure_code", "3.000347", t + 11),
+            slot("procedure_code", "3.000347", t + 12),  # same conversation counts once
+        ],
+    )
+    # A button click (payload with the code) is a choice too.
+    write_tracker_events(
+        url,
+        "web-clicked",
+        [
+            user("lái xe", "ask_procedure_info", t + 13),
+            bot("Bạn hỏi về thủ tục nào?", t + 14, buttons),
+            user('/choose_procedure{"procedure_code":"3.000351"}', "choose_procedure", t + 15),
+            slot("procedure_code", "3.000351", t + 16),
+        ],
+    )
+    write_tracker_events(
+        url,
+        "web-direct",
+        [
+            user("đổi gplx mất bao lâu", "ask_processing_time", t + 17),
+            slot("procedure_code", "3.000347", t + 18),
+        ],
+    )
+
+
+def test_read_unanswered_finds_fallbacks_and_abandoned_choices(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
+    _conversations(url, time.time())
+    report = read_unanswered(url)
+    found = {(m.reason, m.text) for m in report.messages}
+    assert found == {
+        ("Bot không hiểu (nlu_fallback)", f"cho em hỏi sđt {PHONE_MASK} làm cái gì"),
+        ("Ngoài phạm vi (out_of_scope)", "thời tiết hôm nay thế nào"),
+        ("Bỏ dở khi chọn thủ tục", "đổi bằng lái"),
+        ("Bỏ dở khi chọn thủ tục", "gplx hết hạn"),
+    }
+    details = {m.text: m.detail for m in report.messages}
+    assert details["đổi bằng lái"] == "Trả lời tiếp: thôi cảm ơn, mail em là [email]"
+    assert "không trả lời" in details["gplx hết hạn"]
+    assert report.messages[0].text == "gplx hết hạn"  # newest first
+    assert report.top_procedures == [("3.000347", 2), ("3.000351", 1)]
+    assert all(len(m.conversation) == 8 and "web" not in m.conversation for m in report.messages)
+
+
+def test_missing_tracker_store_is_reported_not_created(tmp_path):
+    report = read_unanswered(f"sqlite:///{tmp_path / 'none.sqlite3'}")
+    assert not report.store_found and report.messages == []
+    assert not (tmp_path / "none.sqlite3").exists()
+
+
+async def test_unanswered_page_lists_masked_messages_and_top_procedures(staff_client, settings):
+    _conversations(settings.tracker_db_url, time.time())
+    html = await (await staff_client.get("/staff/unanswered")).text()
+    assert f"cho em hỏi sđt {PHONE_MASK} làm cái gì" in html and "0901234567" not in html
+    assert "thời tiết hôm nay thế nào" in html and "Bỏ dở khi chọn thủ tục" in html
+    assert "a@b.vn" not in html
+    assert f'href="/staff/procedures/{LICENCE_EXCHANGE}"' in html and "Đổi giấy phép lái xe" in html
+
+
+async def test_unanswered_page_without_tracker_store(staff_client):
+    html = await (await staff_client.get("/staff/unanswered")).text()
+    assert "Chưa có kho hội thoại" in html
