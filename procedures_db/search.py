@@ -11,18 +11,20 @@ Ranking (measured against alternatives in BENCHMARKS.md, "Search"):
 3. Every procedure is scored by weighted coverage: the IDF weight of the query's words and word
    pairs found in its name (found only in its field: a quarter) over the weight of all query
    words the index knows, times 0.8 + 0.2 x the share of the name the query covers (so the general
-   "Đăng ký khai sinh" beats "Đăng ký khai sinh có yếu tố nước ngoài"), times small priors:
-   narrow variants ("có yếu tố nước ngoài", "lưu động", "khu vực biên giới", "cấp trung ương")
-   x0.95 unless the query mentions them, ministry-only procedures x0.985 (citizens deal with the
-   commune and the province), and when the query carries accents, x(0.97 + 0.03 x the share of
-   its accented words the name has with the same accents (thuế is not thuê)).
+   "Đăng ký khai sinh" beats "Đăng ký khai sinh có yếu tố nước ngoài"). A word the citizen typed
+   with accents counts half where the name spells it with other accents (thuế is not thuê); a
+   typo-corrected word counts 0.8; words that say why (bị mất, lần đầu) count 0.4.
+4. Small priors break ties the way a citizen means them: x0.95 for narrow variants ("có yếu tố
+   nước ngoài", "lưu động", "khu vực biên giới", "cấp trung ương", specialised sectors) unless the
+   query mentions them, x0.93 for each action the name adds to the query (xóa, cấp lại, thu hồi,
+   ...), x0.985 for ministry-only procedures (citizens deal with the commune and the province).
 
 Scores are in 0..1; a query equal to a name scores 1.0. `has_clear_winner` documents when the
 first hit may be taken without asking the citizen to choose.
 
 The index lives in memory, one per engine, built on first use from (code, name, field, levels,
-online_level) and rebuilt when the data version changes (procedure count, latest imported_at,
-latest ImportRun id), checked at most every `VERSION_CHECK_INTERVAL_S` seconds or forced with
+online_level) and rebuilt when the data version changes (latest ImportRun id, latest procedure
+id, procedure count), checked at most every `VERSION_CHECK_INTERVAL_S` seconds or forced with
 `invalidate_index()`. Searching only reads immutable arrays, so it is thread-safe.
 """
 
@@ -55,14 +57,15 @@ CLEAR_MARGIN = 0.08
 
 _FIELD_FACTOR = 0.25  # a query word found only in the procedure's field
 _BIGRAM_FACTOR = 0.5  # a word pair, relative to the mean weight of its two words
-_TYPO_FACTOR = 0.8  # a word we had to correct
+_TYPO_CONFIDENCE = 0.8  # a word we had to correct counts 0.8 of its weight when it matches
 _SOFT_FACTOR = 0.4  # synonyms.SOFT_WORDS
 _MAX_PAIR_CORRECTIONS = 3
 _ACTION_FACTOR = 0.93  # the name adds an action (xóa, cấp lại, ...) the query did not ask for
 _NARROW_FACTOR = 0.95
 _MINISTRY_ONLY_FACTOR = 0.985
-_ACCENT_BASE = 0.97
+_ACCENT_CREDIT = 0.5  # a name word with other accents than the citizen typed (thuê for thuế)
 
+_NO_IDS = np.array([], dtype=np.int64)
 _CODE_RE = re.compile(r"(?<![\d.])\d{1,2}\.\d{6}(?![\d.])")
 _WORD_RE = re.compile(r"[^\W_]+(?:\.\d+)*", re.UNICODE)
 _FOLDED_OK_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)*")
@@ -211,6 +214,26 @@ def _is_stop(word: _Word) -> bool:
     return word.folded in _STOP_FOLDED_SAFE
 
 
+def _term(words: tuple[_Word, ...]) -> _Term:
+    """A query word, or a pair of adjacent words (weighted by _BIGRAM_FACTOR)."""
+    factor = min(_word_factor(w) for w in words)
+    if len(words) == 2:
+        factor *= _BIGRAM_FACTOR
+    return _Term(
+        " ".join(w.folded for w in words),
+        factor,
+        _TYPO_CONFIDENCE if any(w.corrected for w in words) else 1.0,
+        _accent_key(words),
+    )
+
+
+def _accent_key(words: Sequence[_Word]) -> str | None:
+    """The accented spelling of a word or pair, when it has accents (None: nothing to check)."""
+    if any(w.rewritten or w.corrected for w in words) or not any(w.accented for w in words):
+        return None
+    return " ".join(w.accented or w.folded for w in words)
+
+
 def _mentions_action(words: list[_Word]) -> bool:
     folded = {w.folded for w in words}
     return any(words_of_action <= folded for words_of_action in _ACTIONS.values())
@@ -222,7 +245,7 @@ def _word_factor(word: _Word) -> float:
         if word.accented is not None
         else word.folded in _SOFT_FOLDED
     )
-    return (_SOFT_FACTOR if soft else 1.0) * (_TYPO_FACTOR if word.corrected else 1.0)
+    return _SOFT_FACTOR if soft else 1.0
 
 
 def _drop_purpose_clause(words: list[_Word]) -> list[_Word]:
@@ -241,7 +264,9 @@ def _drop_purpose_clause(words: list[_Word]) -> list[_Word]:
 @dataclass(frozen=True)
 class _Term:
     text: str  # index key: a word, "word word" (a pair), or "phrase|phrase" (alternatives)
-    factor: float
+    factor: float  # weight relative to IDF (pairs, soft words)
+    confidence: float = 1.0  # < 1 for typo-corrected words: they can never score fully
+    accents: str | None = None  # the words as the citizen typed them, when with accents
 
     @property
     def alternatives(self) -> list[str]:
@@ -260,7 +285,7 @@ class _Index:
         name_terms, field_terms, raw_vocab, name_bigrams = [], [], {}, set()
         self.raw_bigrams: set[str] = set()
         folded_names, canonical_names = [], []
-        self.accented: list[frozenset[str]] = []
+        accent_postings: dict[str, list[int]] = {}
         for row in self.rows:
             canonical_name = canonical(row.name)
             words = _words(canonical_name, is_canonical=True)
@@ -272,7 +297,10 @@ class _Index:
             for w in words:
                 raw_vocab[w.folded] = raw_vocab.get(w.folded, 0) + 1
             self.raw_bigrams.update(_bigrams([w.folded for w in words]))
-            self.accented.append(frozenset(w.accented for w in words if w.accented))
+            keys = {_accent_key(pair) for pair in itertools.pairwise(words)}
+            keys.update(_accent_key((w,)) for w in words)
+            for key in keys - {None}:
+                accent_postings.setdefault(key, []).append(len(folded_names))
             folded_names.append(f" {' '.join(w.folded for w in words)} ")
             canonical_names.append(f" {' '.join(_WORD_RE.findall(canonical_name))} ")
         df: dict[str, int] = {}
@@ -303,6 +331,7 @@ class _Index:
         self.narrow = _marker_present(synonyms.NARROW_VARIANTS, folded_names, _NARROW_FACTOR)
         self.actions = _marker_present(_ACTIONS, canonical_names, _ACTION_FACTOR)
         self.name_bigrams = name_bigrams
+        self.accent_postings = {w: np.array(ids) for w, ids in accent_postings.items()}
         # Typo correction targets: frequent words first, so ties go to the common word.
         self.vocab = sorted(raw_vocab, key=lambda w: -raw_vocab[w])
         self.vocab_set = set(self.vocab)
@@ -319,12 +348,14 @@ class _Index:
 
     def _correct(self, word: _Word) -> list[_Word]:
         token = word.folded
-        if token in self.known or len(token) < 3 or not token.isalpha():
+        if token in self.known or not token.isalpha():
             return [word]
         for cut in range(2, len(token) - 1):
             left, right = token[:cut], token[cut:]
             if f"{left} {right}" in self.name_bigrams:
                 return [_Word(left, None, True), _Word(right, None, True)]
+        if len(token) < 4:  # too short to tell a typo from another word
+            return [word]
         max_distance = 1 if len(token) <= 5 else 2
         match = process.extractOne(
             token, self.vocab, scorer=Levenshtein.distance, score_cutoff=max_distance
@@ -355,7 +386,7 @@ class _Index:
                 if paired[position]:
                     continue
                 candidate = self._pair_candidate(
-                    words[position].folded, words[other].folded, position < other
+                    words[position], words[other].folded, position < other
                 )
                 if candidate:
                     words[position] = _Word(candidate, None, True)
@@ -363,9 +394,11 @@ class _Index:
                     break
         return words
 
-    def _pair_candidate(self, word: str, neighbour: str, word_first: bool) -> str | None:
-        if len(word) < 3 or word not in self.vocab_set:
+    def _pair_candidate(self, word: _Word, neighbour: str, word_first: bool) -> str | None:
+        # A word typed with accents was typed with care: not a typo.
+        if word.accented or len(word.folded) < 3 or word.folded not in self.vocab_set:
             return None
+        word = word.folded
         for candidate, _distance, _ in process.extract(
             word, self.vocab, scorer=Levenshtein.distance, score_cutoff=1, limit=8
         ):
@@ -374,7 +407,7 @@ class _Index:
                 return candidate
         return None
 
-    def analyze(self, query: str) -> tuple[list[_Term], set[str]]:
+    def analyze(self, query: str) -> list[_Term]:
         words: list[_Word] = []
         for word in _words(_CODE_RE.sub(" ", query)):
             expansion = _CHAT.get(word.folded) if word.accented is None else None
@@ -391,17 +424,13 @@ class _Index:
         words = _rewrite(_rewrite(words, _CITIZEN), _CITIZEN)
         words = [w for w in words if not _is_stop(w)]
         words = _rewrite(self._correct_pairs(words), _CONCEPTS)
-        accented = {w.accented for w in words if w.accented}
         terms: dict[str, _Term] = {}
         for i, word in enumerate(words):
-            factor = _word_factor(word)
-            terms.setdefault(word.folded, _Term(word.folded, factor))
-            following = words[i + 1] if i + 1 < len(words) else None
-            if following is not None and "|" not in word.folded + following.folded:
-                pair = f"{word.folded} {following.folded}"
-                pair_factor = min(factor, _word_factor(following)) * _BIGRAM_FACTOR
-                terms.setdefault(pair, _Term(pair, pair_factor))
-        return list(terms.values()), accented
+            terms.setdefault(word.folded, _term((word,)))
+            if i + 1 < len(words) and "|" not in word.folded + words[i + 1].folded:
+                pair = _term((word, words[i + 1]))
+                terms.setdefault(pair.text, pair)
+        return list(terms.values())
 
     # -- scoring --------------------------------------------------------------------------
 
@@ -430,9 +459,7 @@ class _Index:
     def _alternatives_weight(self, phrase: str) -> float:
         return sum(self.idf.get(word, 0.0) for word in phrase.split())
 
-    def score(
-        self, terms: list[_Term], accented: set[str], query_tokens: set[str], limit: int = 10
-    ) -> np.ndarray:
+    def score(self, terms: list[_Term], query_tokens: set[str]) -> np.ndarray:
         n = len(self.rows)
         matched = np.zeros(n)
         name_matched = np.zeros(n)  # IDF of the name's own words the query covers
@@ -453,8 +480,10 @@ class _Index:
                 if group or term.is_word:
                     in_name = self._alternatives_weight(phrase) * (factors == 1.0)
                     best_name[ids] = np.maximum(best_name[ids], in_name)
+            if term.accents:
+                best[self._other_accents(term, ids)] *= _ACCENT_CREDIT
             total += term.factor * max(weights)
-            matched += term.factor * best
+            matched += term.factor * term.confidence * best
             name_matched += best_name
         if total == 0.0:
             return matched
@@ -467,20 +496,12 @@ class _Index:
             if not query_tokens & _ACTIONS[action]:
                 scores *= prior
         scores *= self.level_prior
-        if accented:
-            self._apply_accents(scores, accented, limit)
         return scores
 
-    def _apply_accents(self, scores: np.ndarray, accented: set[str], limit: int) -> None:
-        """Accent agreement can lower a score by at most 1 - _ACCENT_BASE, so only procedures
-        within that distance of the limit-th best score can change places."""
-        candidates = np.flatnonzero(scores > 0)
-        if len(candidates) > limit:
-            kth = np.partition(scores[candidates], -limit)[-limit]
-            candidates = candidates[scores[candidates] >= kth * _ACCENT_BASE]
-        for i in candidates:
-            share = len(accented & self.accented[i]) / len(accented)
-            scores[i] *= _ACCENT_BASE + (1 - _ACCENT_BASE) * share
+    def _other_accents(self, term: _Term, ids: np.ndarray) -> np.ndarray:
+        """Of the procedures in `ids` (a word's or pair's posting), those whose name does not
+        have the word or pair with the accents the citizen typed."""
+        return ids[~np.isin(ids, self.accent_postings.get(term.accents, _NO_IDS))]
 
     def hit(self, i: int, score: float) -> SearchHit:
         row = self.rows[i]
@@ -507,14 +528,14 @@ class _Index:
             i = self.by_code.get(code)
             if i is not None and allowed[i]:
                 hits.append(self.hit(i, 1.0))
-        terms, accented = self.analyze(query)
+        terms = self.analyze(query)
         if not terms:
             if hits or (field is None and level is None and online_level is None):
                 return hits[:limit]
             ids = sorted(np.flatnonzero(allowed), key=lambda i: self.rows[i].name)
             return [self.hit(i, 0.0) for i in ids[:limit]]
         query_tokens = {word for t in terms for a in t.alternatives for word in a.split()}
-        scores = self.score(terms, accented, query_tokens, limit)
+        scores = self.score(terms, query_tokens)
         scores[~allowed] = 0.0
         for hit in hits:
             scores[self.by_code[hit.code]] = 0.0
@@ -551,10 +572,12 @@ _cache_lock = threading.Lock()
 def _data_version(engine: Engine) -> tuple:
     from procedures_db.models import ImportRun, Procedure
 
+    # Every import run (even one that changed nothing) adds an ImportRun row; ids and the count
+    # come from indexes, so this stays cheap (no scan of the wide procedures table).
     statement = select(
-        select(func.count(Procedure.id)).scalar_subquery(),
-        select(func.max(Procedure.imported_at)).scalar_subquery(),
         select(func.max(ImportRun.id)).scalar_subquery(),
+        select(func.max(Procedure.id)).scalar_subquery(),
+        select(func.count(Procedure.id)).scalar_subquery(),
     )
     with engine.connect() as connection:
         return tuple(connection.execute(statement).one())

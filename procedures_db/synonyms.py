@@ -356,6 +356,7 @@ ACTIONS: tuple[str, ...] = (
     "chuyển đổi",
     "phúc khảo",
     "xác nhận",
+    "trình báo",
 )
 
 # Words that say why (lost, damaged, expired), not which procedure: they count for less.
