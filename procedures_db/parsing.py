@@ -327,6 +327,18 @@ def _split_number(segment: str, code_start: int) -> LegalRow:
     return LegalRow(title, number) if title else LegalRow(number, None)
 
 
+def _code_end(body: str, pos: int, code: re.Match[str]) -> int:
+    """The shortest code ending before a capitalised word may be cut short when the next title
+    lost its first letter ("...TT-BCAhông tư" for "Thông tư"): extend it by capitals as long as
+    the longer code is one the title itself cites."""
+    end = code.end()
+    while (
+        body[end : end + 1].isupper() and body[code.start() : end + 1] in body[pos : code.start()]
+    ):
+        end += 1
+    return end
+
+
 def parse_legal_bases(cell: str | None) -> list[LegalRow]:
     text = _clean(cell)
     if not text:
@@ -339,12 +351,14 @@ def parse_legal_bases(cell: str | None) -> list[LegalRow]:
     seen: set[tuple[str, str | None]] = set()
     pos = 0
     for code in _CODE_RE.finditer(body):
-        after = body[code.end() : code.end() + 2]
+        if code.start() < pos:
+            continue
+        end = _code_end(body, pos, code)
+        after = body[end : end + 2]
         if after and not (after[:1].isupper() and after[1:].islower()) and not after[:1].islower():
             continue  # a number inside a title, followed by more title text
-        segment = body[pos : code.end()]
-        row = _split_number(segment, code.start() - pos)
-        pos = code.end()
+        row = _split_number(body[pos:end], code.start() - pos)
+        pos = end
         key = (row.title, row.number)
         if row.title and key not in seen:
             seen.add(key)

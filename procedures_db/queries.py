@@ -21,6 +21,7 @@ from procedures_db.models import (
     SubmissionMethod,
     TimeUnit,
 )
+from procedures_db.settings import get_settings
 
 METHOD_LABELS = {
     Method.ONLINE.value: "Trực tuyến",
@@ -103,6 +104,12 @@ class ProcedureDetails:
         return data
 
 
+def _engine(engine: Engine | None) -> Engine:
+    # Keyed by URL: get_engine() without an argument is cached under None and would keep the
+    # engine of the first URL even after the settings changed.
+    return engine or get_engine(get_settings().database_url)
+
+
 def _columns(cls: type, row: object) -> dict[str, Any]:
     return {f.name: getattr(row, f.name) for f in fields(cls) if hasattr(row, f.name)}
 
@@ -118,7 +125,7 @@ def get_procedure(code: str, *, engine: Engine | None = None) -> ProcedureDetail
             selectinload(Procedure.legal_bases),
         )
     )
-    with Session(engine or get_engine(), future=True) as session:
+    with Session(_engine(engine), future=True) as session:
         row = session.execute(query).scalar_one_or_none()
         if row is None:
             return None
@@ -140,7 +147,7 @@ def get_procedure(code: str, *, engine: Engine | None = None) -> ProcedureDetail
 def list_fields(*, engine: Engine | None = None) -> list[str]:
     """Distinct fields (lĩnh vực), sorted."""
     query = select(Procedure.field).where(Procedure.field.is_not(None)).distinct()
-    with (engine or get_engine()).connect() as conn:
+    with _engine(engine).connect() as conn:
         return sorted(value for (value,) in conn.execute(query) if value)
 
 
@@ -155,7 +162,7 @@ def _count_by(conn, column) -> dict[str, int]:
 
 def database_stats(*, engine: Engine | None = None) -> dict[str, Any]:
     """What the database holds, and what the last import did."""
-    with (engine or get_engine()).connect() as conn:
+    with _engine(engine).connect() as conn:
         count = conn.execute(select(func.count()).select_from(Procedure)).scalar_one()
         stats: dict[str, Any] = {
             "procedures": count,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Bump when the parsers change what they produce, so that a re-import rewrites every record.
-PARSER_VERSION = 1
+PARSER_VERSION = 2
 
 
 class FieldError(ValueError):
