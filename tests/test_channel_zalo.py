@@ -334,6 +334,58 @@ async def test_concurrent_expiries_refresh_once(zalo: Zalo):
     assert sorted(text for _, text in zalo.api.delivered) == [f"tin {n}" for n in range(4)]
 
 
+async def test_replica_with_a_stale_token_adopts_the_one_another_replica_stored(
+    zalo: Zalo, credentials
+):
+    replica = ZaloInput.from_credentials(credentials)  # same token file, like prod replicas
+    assert await replica.api.send_text(USER, "làm nóng")  # caches access-0
+    zalo.api.expire_access_token()
+    assert await zalo.channel.api.send_text(USER, "bản sao một")  # refreshes: access-1
+    assert await replica.api.send_text(USER, "bản sao hai")  # refused, reads the file
+    assert len(zalo.api.to(TOKEN_PATH)) == 1  # the spent refresh token was never reused
+    assert zalo.api.delivered[-2:] == [(USER, "bản sao một"), (USER, "bản sao hai")]
+    await replica.close()
+
+
+@pytest.fixture
+def redis_memory(monkeypatch):
+    monkeypatch.setenv("LOCK_STORE_URL", "redis://127.0.0.1:6379/0")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+async def test_replicas_sharing_redis_answer_a_redelivery_once(
+    zalo: Zalo, credentials, redis_memory
+):
+    replicas = [ZaloInput.from_credentials(credentials) for _ in range(2)]
+    bot = FakeBot()
+    body = encode(zalo_event("câu hỏi gửi hai lần"))
+    async with (
+        serve_blueprint(replicas[0].blueprint(bot), "/webhooks/zalo") as first,
+        serve_blueprint(replicas[1].blueprint(bot), "/webhooks/zalo") as second,
+    ):
+        for base in (first, second):
+            url = f"{base}/webhooks/zalo/webhook"
+            async with zalo.http.post(url, data=body, headers={"X-ZEvent-Signature": sign(body)}):
+                pass
+        for replica in replicas:
+            await replica.tasks.wait_idle()
+    assert bot.texts == ["câu hỏi gửi hai lần"]
+    assert len(zalo.api.delivered) == 1
+
+
+async def test_unreachable_redis_falls_back_to_local_memory(zalo: Zalo, credentials, monkeypatch):
+    monkeypatch.setenv("LOCK_STORE_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    channel = ZaloInput.from_credentials(credentials)
+    get_settings.cache_clear()
+    event = zalo_event("vẫn trả lời khi Redis hỏng", msg_id="msg-redis-down")
+    assert await channel.gate.refusal("msg-redis-down", float(event["timestamp"])) is None
+    assert await channel.gate.refusal("msg-redis-down", float(event["timestamp"])) == "duplicate"
+    await channel.close()
+
+
 async def test_crash_while_saving_tokens_keeps_the_previous_refresh_token(tmp_path, monkeypatch):
     config = ZaloConfig.from_credentials(
         {"app_id": APP_ID, "oa_secret_key": OA_SECRET, "token_file": str(tmp_path / "t.json")}

@@ -1,10 +1,5 @@
-"""What the Zalo and Messenger channels share: HTTP sending with retries, event de-duplication,
-background processing of webhook events, and the citizen-facing fallback messages.
-
-Memory here is per process. With several Rasa workers behind a load balancer, the
-de-duplication memory must be shared, e.g. in Redis: `SET dedupe:<channel>:<id> 1 NX EX <ttl>`
-(NX makes "first delivery wins" atomic across processes); the numbered-choice memory likewise as
-`SETEX choices:<user> <ttl> <json>`. A single Rasa process (our default) needs none of that.
+"""What the Zalo and Messenger channels share: HTTP sending with retries, replay and duplicate
+protection, background processing of webhook events, and the citizen-facing fallback messages.
 """
 
 from __future__ import annotations
@@ -14,7 +9,6 @@ import json
 import logging
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +19,7 @@ from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels.memory import SharedMemory
 from procedures_db.profile import NATIONAL_PORTAL_URL, load_profile
 
 logger = logging.getLogger(__name__)
@@ -186,58 +181,20 @@ def _brief(body: Any) -> str:
 # --- webhook intake ---------------------------------------------------------------------------
 
 
-class TtlMemory:
-    """A bounded key-value memory: entries expire after `ttl_s`, the oldest go first when full."""
-
-    def __init__(self, max_items: int, ttl_s: float) -> None:
-        self.max_items = max_items
-        self.ttl_s = ttl_s
-        self._items: OrderedDict[str, tuple[float, Any]] = OrderedDict()
-
-    def _expire(self, now: float) -> None:
-        while self._items:
-            key, (expires_at, _) = next(iter(self._items.items()))
-            if expires_at > now and len(self._items) <= self.max_items:
-                break
-            del self._items[key]
-
-    def get(self, key: str) -> Any:
-        self._expire(time.monotonic())
-        entry = self._items.get(key)
-        return entry[1] if entry else None
-
-    def put(self, key: str, value: Any) -> None:
-        self._items.pop(key, None)
-        self._items[key] = (time.monotonic() + self.ttl_s, value)
-        self._expire(time.monotonic())
-
-    def pop(self, key: str) -> Any:
-        entry = self._items.pop(key, None)
-        return entry[1] if entry else None
-
-    def add_if_new(self, key: str) -> bool:
-        """Remember `key`; False when it was already remembered (a re-delivered event)."""
-        if self.get(key) is not None:
-            return False
-        self.put(key, True)
-        return True
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
 class EventGate:
     """Admits each signed event once, and only while fresh (replay protection)."""
 
-    def __init__(self, limits: WebhookLimits) -> None:
+    def __init__(self, limits: WebhookLimits, namespace: str) -> None:
         self.window_s = limits.replay_window_s
-        self.seen = TtlMemory(limits.dedupe_max_items, max(limits.dedupe_ttl_s, self.window_s))
+        # Remembered at least as long as an event stays fresh, so no replay slips through.
+        ttl_s = max(limits.dedupe_ttl_s, self.window_s)
+        self.seen = SharedMemory(namespace, limits.dedupe_max_items, ttl_s)
 
-    def refusal(self, key: str, timestamp_ms: float) -> str | None:
+    async def refusal(self, key: str, timestamp_ms: float) -> str | None:
         """None to process the event; else why it is ignored ('stale' or 'duplicate')."""
         if abs(time.time() - timestamp_ms / 1000) > self.window_s:
             return "stale"
-        if not self.seen.add_if_new(key):
+        if not await self.seen.add_if_new(key):
             return "duplicate"
         return None
 

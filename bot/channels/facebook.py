@@ -179,7 +179,7 @@ class FacebookInput(RasaFacebookInput):
         self.limits = limits or WebhookLimits()
         self.sender = HttpSender(retry or RetryPolicy(), "Messenger")
         self.api = GraphApi(graph_base, api_version, fb_access_token, self.sender)
-        self.gate = EventGate(self.limits)
+        self.gate = EventGate(self.limits, "tthc:facebook:seen")
         self.tasks = BackgroundTasks("Messenger")
 
     def get_output_channel(self) -> OutputChannel:
@@ -208,19 +208,23 @@ class FacebookInput(RasaFacebookInput):
 
         @fb_webhook.route("/webhook", methods=["POST"])
         async def webhook(request: Request) -> HTTPResponse:
-            return self.receive(request, on_new_message)
+            return await self.receive(request, on_new_message)
 
         @fb_webhook.listener("before_server_stop")
         async def finish_pending(app: Any, loop: Any) -> None:
             await self.tasks.wait_idle(timeout_s=10)
 
         @fb_webhook.listener("after_server_stop")
-        async def close_sender(app: Any, loop: Any) -> None:
-            await self.sender.close()
+        async def close_clients(app: Any, loop: Any) -> None:
+            await self.close()
 
         return fb_webhook
 
-    def receive(
+    async def close(self) -> None:
+        await self.sender.close()
+        await self.gate.seen.close()
+
+    async def receive(
         self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> HTTPResponse:
         if not self.fb_secret:
@@ -248,10 +252,10 @@ class FacebookInput(RasaFacebookInput):
             for event in entry.get("messaging") or []
         ]
         for index, event in enumerate(events):
-            counts[self._admit(event, f"{signature}:{index}", on_new_message)] += 1
+            counts[await self._admit(event, f"{signature}:{index}", on_new_message)] += 1
         return response.json({"status": "ok", **counts})
 
-    def _admit(
+    async def _admit(
         self,
         event: Any,
         fallback_key: str,
@@ -268,7 +272,7 @@ class FacebookInput(RasaFacebookInput):
         if not sender_id or timestamp_ms is None:
             logger.warning("Facebook webhook: event without sender.id or timestamp skipped")
             return "malformed"
-        reason = self.gate.refusal(str(mid or fallback_key), timestamp_ms)
+        reason = await self.gate.refusal(str(mid or fallback_key), timestamp_ms)
         if reason is not None:
             logger.info("Facebook webhook: %s event %s ignored", reason, mid)
             return "ignored"

@@ -10,6 +10,7 @@ token file written atomically.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import hmac
 import json
@@ -17,7 +18,8 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,6 @@ from bot.channels.delivery import (
     EventGate,
     HttpSender,
     RetryPolicy,
-    TtlMemory,
     WebhookLimits,
     answer_user,
     error_response,
@@ -43,6 +44,7 @@ from bot.channels.delivery import (
     read_json_object,
     setting,
 )
+from bot.channels.memory import SharedMemory
 from bot.channels.text_split import chosen_number, numbered_choices, split_text
 from procedures_db.settings import PROJECT_ROOT, VAR_DIR
 
@@ -55,6 +57,7 @@ SIGNATURE_HEADER = "X-ZEvent-Signature"
 # Zalo answers HTTP 200 with these codes when the access token is invalid or expired.
 TOKEN_ERRORS = frozenset({-216, -124, -220})
 REFRESH_MARGIN_S = 120.0  # refresh a little before the announced expiry
+LOCK_TIMEOUT_S = 30.0
 CHOICES_TTL_S = 3600.0
 CHOICES_MAX_USERS = 10_000
 
@@ -120,6 +123,26 @@ class ZaloTokenStore:
     def __init__(self, path: Path, seed: ZaloTokens | None) -> None:
         self.path = path
         self.seed = seed
+
+    @asynccontextmanager
+    async def locked(self) -> AsyncIterator[None]:
+        """Exclusive across processes sharing the file (Rasa replicas on one host): a refresh
+        token is single-use, so two replicas refreshing at once would strand one of them."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + LOCK_TIMEOUT_S
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{self.path}: token lock held too long") from None
+                    await asyncio.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def load(self) -> ZaloTokens | None:
         if not self.path.exists():
@@ -215,10 +238,12 @@ class ZaloApi:
 
     async def refresh(self, failed_access_token: str) -> ZaloTokens | None:
         """Exchange the refresh token for new tokens and persist both before using them."""
-        async with self._refresh_lock:
-            current = await self.tokens()
+        async with self._refresh_lock, self.store.locked():
+            # Re-read: another message or another replica may have refreshed meanwhile.
+            current = await asyncio.to_thread(self.store.load)
+            self._tokens, self._loaded = current, True
             if current is not None and current.access_token != failed_access_token:
-                return current  # another message refreshed while this one waited
+                return current
             if current is None or not current.refresh_token:
                 logger.error("Zalo: the access token expired and no refresh token is stored")
                 return None
@@ -274,7 +299,7 @@ class ZaloOutput(CountingOutput):
     def name(cls) -> str:
         return "zalo"
 
-    def __init__(self, api: ZaloApi, choices: TtlMemory) -> None:
+    def __init__(self, api: ZaloApi, choices: SharedMemory) -> None:
         super().__init__()
         self.api = api
         self.choices = choices
@@ -288,7 +313,7 @@ class ZaloOutput(CountingOutput):
         titles = [str(button.get("title", "")) for button in buttons]
         # A button without payload answers with its title, as a click would in the web widget.
         payloads = [str(button.get("payload") or button.get("title", "")) for button in buttons]
-        self.choices.put(recipient_id, payloads)
+        await self.choices.put(recipient_id, payloads)
         await self.send_text_message(recipient_id, numbered_choices(text, titles))
 
     async def send_custom_json(
@@ -315,8 +340,8 @@ class ZaloInput(InputChannel):
         self.config = config
         self.sender = HttpSender(config.retry, "Zalo")
         self.api = ZaloApi(config, self.sender)
-        self.gate = EventGate(config.limits)
-        self.choices = TtlMemory(CHOICES_MAX_USERS, CHOICES_TTL_S)
+        self.gate = EventGate(config.limits, "tthc:zalo:seen")
+        self.choices = SharedMemory("tthc:zalo:choices", CHOICES_MAX_USERS, CHOICES_TTL_S)
         self.tasks = BackgroundTasks("Zalo")
 
     def get_output_channel(self) -> OutputChannel:
@@ -333,19 +358,24 @@ class ZaloInput(InputChannel):
 
         @zalo_webhook.route("/webhook", methods=["POST"])
         async def webhook(request: Request) -> HTTPResponse:
-            return self.receive(request, on_new_message)
+            return await self.receive(request, on_new_message)
 
         @zalo_webhook.listener("before_server_stop")
         async def finish_pending(app: Any, loop: Any) -> None:
             await self.tasks.wait_idle(timeout_s=10)
 
         @zalo_webhook.listener("after_server_stop")
-        async def close_sender(app: Any, loop: Any) -> None:
-            await self.sender.close()
+        async def close_clients(app: Any, loop: Any) -> None:
+            await self.close()
 
         return zalo_webhook
 
-    def receive(
+    async def close(self) -> None:
+        await self.sender.close()
+        await self.gate.seen.close()
+        await self.choices.close()
+
+    async def receive(
         self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> HTTPResponse:
         """Check, then accept the event for background processing; never waits for the bot."""
@@ -364,9 +394,9 @@ class ZaloInput(InputChannel):
         if not hmac.compare_digest(signature.lower().encode(), expected.encode()):
             logger.warning("Zalo webhook: wrong signature, event refused")
             return error_response(403, "invalid signature")
-        return self._admit(event, signature, on_new_message)
+        return await self._admit(event, signature, on_new_message)
 
-    def _admit(
+    async def _admit(
         self,
         event: dict[str, Any],
         signature: str,
@@ -389,7 +419,7 @@ class ZaloInput(InputChannel):
         timestamp_ms = parse_timestamp_ms(event.get("timestamp"))
         if timestamp_ms is None:
             return error_response(400, "missing or invalid timestamp")
-        reason = self.gate.refusal(str(msg_id or signature), timestamp_ms)
+        reason = await self.gate.refusal(str(msg_id or signature), timestamp_ms)
         if reason is not None:
             logger.info("Zalo webhook: %s event %s ignored", reason, msg_id)
             return _ignored(reason)
@@ -410,7 +440,7 @@ class ZaloInput(InputChannel):
     ) -> None:
         output = ZaloOutput(self.api, self.choices)
         message = UserMessage(
-            self._resolve_choice(user_id, text),
+            await self._resolve_choice(user_id, text),
             output,
             user_id,
             input_channel=self.name(),
@@ -418,9 +448,9 @@ class ZaloInput(InputChannel):
         )
         await answer_user(on_new_message, output, message)
 
-    def _resolve_choice(self, user_id: str, text: str) -> str:
+    async def _resolve_choice(self, user_id: str, text: str) -> str:
         """'2' after a numbered list means the second button's payload."""
-        payloads = self.choices.pop(user_id) or []
+        payloads = await self.choices.pop(user_id) or []
         index = chosen_number(text, len(payloads))
         return payloads[index] if index is not None else text
 
