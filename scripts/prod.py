@@ -30,7 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from procedures_db.settings import get_settings  # noqa: E402
-from scripts.stack import DEFAULT_MODEL, Stack, free_port, write_endpoints  # noqa: E402
+from scripts.stack import (  # noqa: E402
+    DEFAULT_MODEL,
+    Stack,
+    free_port,
+    lock_store_config,
+    tracker_store_config,
+)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "tthc.conf.template"
@@ -74,24 +80,41 @@ def production_credentials(path: Path) -> Path:
     channels = yaml.safe_load(source.read_text(encoding="utf-8")) if source.exists() else None
     channels = {k: v for k, v in (channels or {}).items() if k != "rest"}
     channels[GUARDED_REST] = None
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(channels, allow_unicode=True), encoding="utf-8")
     return path
 
 
 def production_endpoints(
-    path: Path, action_port: int, tracker_url: str, lock_url: str | None, key_prefix: str
+    path: Path, action_url: str, tracker_url: str, lock_url: str | None, key_prefix: str = "tthc"
 ) -> Path:
-    """The endpoints Stack writes, with the resilient store classes of bot.production."""
-    write_endpoints(path, action_port, tracker_url, lock_url)
-    endpoints = yaml.safe_load(path.read_text(encoding="utf-8"))
-    endpoints["tracker_store"]["type"] = TRACKER_STORE_CLASS
-    if endpoints["tracker_store"].get("dialect") == "postgresql":
+    """endpoints.yml with the shared stores, through the resilient classes of bot.production."""
+    endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8")) or {}
+    endpoints["action_endpoint"] = {"url": action_url}
+    tracker = {**tracker_store_config(tracker_url), "type": TRACKER_STORE_CLASS}
+    if tracker["dialect"] == "postgresql":
         # A database that does not answer fails in 3 s instead of blocking Rasa.
-        endpoints["tracker_store"]["query"] = {"connect_timeout": "3"}
-    if "lock_store" in endpoints:
-        endpoints["lock_store"].update(type=LOCK_STORE_CLASS, key_prefix=key_prefix)
+        tracker["query"] = {"connect_timeout": "3"}
+    endpoints["tracker_store"] = tracker
+    if lock_url:
+        lock = {**lock_store_config(lock_url), "type": LOCK_STORE_CLASS, "key_prefix": key_prefix}
+        endpoints["lock_store"] = lock
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(endpoints, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def write_rasa_config(folder: Path, action_url: str, key_prefix: str = "tthc") -> tuple[Path, Path]:
+    """endpoints.yml and credentials.yml of a production Rasa replica, from the settings."""
+    settings = get_settings()
+    endpoints = production_endpoints(
+        folder / "endpoints.yml",
+        action_url,
+        settings.tracker_db_url,
+        settings.lock_store_url,
+        key_prefix,
+    )
+    return endpoints, production_credentials(folder / "credentials.yml")
 
 
 def ensure_postgres_database(url: str) -> None:
@@ -132,6 +155,8 @@ class ProdStack(Stack):
     public_port: int = 8000
     replica_ports: list[int] = field(default_factory=list)
     actions_package: str = "actions"
+    # Alphanumeric prefix of the lock keys in Redis (one per deployment sharing a Redis).
+    lock_key_prefix: str = "tthc"
 
     def __post_init__(self) -> None:
         if not self.replica_ports:
@@ -171,16 +196,15 @@ class ProdStack(Stack):
 
     def commands(self) -> dict[str, list[str]]:
         python = sys.executable
+        folder = self.log_dir / f"rasa-config-{self.rasa_port}"
         endpoints = production_endpoints(
-            self.log_dir / f"endpoints-prod-{self.rasa_port}.yml",
-            self.action_port,
+            folder / "endpoints.yml",
+            f"{self.action_url}/webhook",
             self._tracker_url(),
             self._lock_store_url(),
-            key_prefix=self.env.get("LOCK_STORE_KEY_PREFIX", "tthc"),
+            self.lock_key_prefix,
         )
-        credentials = production_credentials(
-            self.log_dir / f"credentials-prod-{self.rasa_port}.yml"
-        )
+        credentials = production_credentials(folder / "credentials.yml")
         nginx_conf = self._write_nginx_config()
         actions = ["--actions", self.actions_package, "-p", str(self.action_port)]
         nginx = ["-p", str(self.nginx_dir), "-c", str(nginx_conf)]
@@ -247,10 +271,21 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--public-port", type=int, default=8000)
     parser.add_argument("--skip-import", action="store_true")
+    parser.add_argument(
+        "--write-rasa-config",
+        type=Path,
+        metavar="DIR",
+        help="only write endpoints.yml and credentials.yml for one replica (containers)",
+    )
+    parser.add_argument("--action-url", default="http://actions:5055/webhook")
     args = parser.parse_args()
     if args.env_file.exists():
         load_env_file(args.env_file)
     get_settings.cache_clear()
+    if args.write_rasa_config:
+        for path in write_rasa_config(args.write_rasa_config, args.action_url):
+            print(f"Wrote {path}")
+        return 0
     if not args.skip_import:
         prepare_databases()
     settings = get_settings()
