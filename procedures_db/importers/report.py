@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 # grouped number ("1.600.000"). Deliberately looser than the parser, so that the coverage
 # figure measures the parser instead of repeating it.
 _VALUE_RE = re.compile(
-    r"(?<![\d/.,])\d{1,3}(?:\.\d{3})+(?![\d/])|(?<![\d/.,])(?!0+\s)\d+\s*(?:đồng|Đồng|VNĐ|vnđ|VND|USD|usd)"
+    r"(?<![\d/.,])\d{1,3}(?:[.,]\d{3})+(?![\d/])"
+    r"|(?<![\d/.,])(?!0+\s)\d+\s*(?:Việt Nam Đồng|đồng|Đồng|VNĐ|vnđ|VND|USD|usd|đ\b)"
 )
 _FOREIGN_RE = re.compile(r"\d\s*(?:USD|usd|EUR)")
 
