@@ -34,13 +34,14 @@ def zalo_event(
     name: str = "user_send_text",
     msg_id: str | None = None,
     age_s: float = 0.0,
+    user: str = USER,
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"msg_id": msg_id or uuid.uuid4().hex}
     if text is not None:
         message["text"] = text
     return {
         "app_id": APP_ID,
-        "sender": {"id": USER},
+        "sender": {"id": user},
         "user_id_by_app": "552177279717587730",
         "recipient": {"id": "388613280878808645"},
         "event_name": name,
@@ -281,6 +282,13 @@ async def test_failing_bot_gets_the_apology_pointing_to_the_national_portal(
     assert "dichvucong.gov.vn" in text
 
 
+async def test_restart_command_is_silent_without_an_apology(zalo: Zalo):
+    zalo.bot.reply = lambda text: []
+    await zalo.send(zalo_event("/restart"))
+    assert zalo.bot.texts == ["/restart"]
+    assert zalo.api.requests == []
+
+
 async def test_buttons_become_a_numbered_list_answered_by_number(zalo: Zalo):
     buttons = [
         {"title": "Cấp đổi căn cước", "payload": '/ask_procedure_info{"procedure_code":"1.1"}'},
@@ -490,3 +498,48 @@ def test_every_secret_in_credentials_yml_has_an_empty_default():
     lines = (PROJECT_ROOT / "credentials.yml").read_text(encoding="utf-8").splitlines()
     values = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
     assert set(re.findall(r"\$\{(\w+)\}", values)) == set(CREDENTIAL_ENV_VARS)
+
+
+class RestBridge:
+    """`on_new_message` handing the turn to a real Rasa server through its REST channel."""
+
+    def __init__(self, rasa_url: str, http: aiohttp.ClientSession) -> None:
+        self.url = f"{rasa_url}/webhooks/rest/webhook"
+        self.http = http
+        self.texts: list[str] = []
+
+    async def __call__(self, message) -> None:
+        self.texts.append(message.text)
+        payload = {"sender": message.sender_id, "message": message.text}
+        async with self.http.post(self.url, json=payload, timeout=90) as answer:
+            responses = await answer.json()
+        for response in responses:
+            response.pop("recipient_id", None)
+            await message.output_channel.send_response(message.sender_id, response)
+
+
+@pytest.mark.rasa
+async def test_real_rasa_server_and_trained_model_through_the_zalo_channel(
+    running_stack, credentials, fake_zalo: FakeZaloApi
+):
+    async with aiohttp.ClientSession() as http:
+        # The real server read credentials.yml: both channels are mounted, closed without secrets.
+        for name in ("zalo", "facebook"):
+            async with http.post(f"{running_stack.rasa_url}/webhooks/{name}/webhook") as answer:
+                assert answer.status == 503, name
+
+        channel = ZaloInput.from_credentials(credentials)
+        bridge = RestBridge(running_stack.rasa_url, http)
+        user = f"zalo-{uuid.uuid4().hex[:12]}"
+        async with serve_blueprint(channel.blueprint(bridge), "/webhooks/zalo") as base:
+            zalo = Zalo(channel, FakeBot(), fake_zalo, f"{base}/webhooks/zalo/webhook", http)
+            await zalo.send(zalo_event("đăng ký khai sinh", user=user))
+            first_turn = list(fake_zalo.delivered)
+            assert first_turn and {to for to, _ in first_turn} == {user}
+            assert any(f"{CHOICE_HEADER}\n1. " in text for _, text in first_turn)
+            await zalo.send(zalo_event("1", user=user))
+        await channel.close()
+    assert bridge.texts[1].startswith("/")  # "1" became the first button's payload
+    answers = [text for _, text in fake_zalo.delivered[len(first_turn) :]]
+    assert any("Mã TTHC" in text for text in answers)
+    assert all(len(text) <= 2000 and not text.startswith("Xin lỗi") for text in answers)

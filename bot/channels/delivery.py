@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 from rasa.core.channels.channel import OutputChannel, UserMessage
+from rasa.shared.core.constants import USER_INTENT_RESTART, USER_INTENT_SESSION_START
 from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -29,6 +30,8 @@ TEXT_ONLY_NOTE = (
     "Bạn vui lòng gõ câu hỏi về thủ tục hành chính bằng chữ nhé."
 )
 PROFILE_TIMEOUT_S = 2.0
+# Commands after which Rasa rightly says nothing.
+SILENT_COMMANDS = (f"/{USER_INTENT_RESTART}", f"/{USER_INTENT_SESSION_START}")
 
 
 async def apology_text() -> str:
@@ -276,11 +279,14 @@ async def answer_user(
     output: CountingOutput,
     message: UserMessage,
 ) -> None:
-    """Run one bot turn; apologise (with the hotline) when it produced nothing."""
+    """Run one bot turn; apologise (with the hotline) when it failed or produced nothing."""
+    failed = False
     try:
         await on_new_message(message)
     except Exception:
+        failed = True
         logger.exception("%s: the bot failed on a message", message.input_channel)
-    if output.produced == 0:
+    silent_by_design = (message.text or "").startswith(SILENT_COMMANDS)
+    if output.produced == 0 and (failed or not silent_by_design):
         logger.warning("%s: no bot answer, sending the apology", message.input_channel)
         await output.send_text_message(message.sender_id, await apology_text())
