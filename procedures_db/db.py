@@ -21,10 +21,14 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str | None = None) -> Engine:
-    """One engine per database URL per process (engines own connection pools)."""
-    url = url or get_settings().database_url
+    """The engine for `url` (default: the settings' database), one per URL per process."""
+    return _engine_for(url or get_settings().database_url)
+
+
+@lru_cache(maxsize=8)
+def _engine_for(url: str) -> Engine:
+    # Cached on the resolved URL, so a settings change (tests) gets its own engine.
     _ensure_sqlite_dir(url)
     engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     if url.startswith("sqlite"):

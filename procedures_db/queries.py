@@ -21,7 +21,6 @@ from procedures_db.models import (
     SubmissionMethod,
     TimeUnit,
 )
-from procedures_db.settings import get_settings
 
 METHOD_LABELS = {
     Method.ONLINE.value: "Trực tuyến",
@@ -105,9 +104,7 @@ class ProcedureDetails:
 
 
 def _engine(engine: Engine | None) -> Engine:
-    # Keyed by URL: get_engine() without an argument is cached under None and would keep the
-    # engine of the first URL even after the settings changed.
-    return engine or get_engine(get_settings().database_url)
+    return engine or get_engine()
 
 
 def _columns(cls: type, row: object) -> dict[str, Any]:
