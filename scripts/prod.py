@@ -53,7 +53,9 @@ pid {run}/nginx.pid;
 error_log {run}/error.log warn;
 events {{ worker_connections 2048; }}
 http {{
-    access_log {run}/access.log;
+    log_format tthc '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
+                    'upstream=$upstream_addr rt=$request_time urt=$upstream_response_time';
+    access_log {run}/access.log tthc;
     client_body_temp_path {run}/tmp/body;
     proxy_temp_path {run}/tmp/proxy;
     fastcgi_temp_path {run}/tmp/fastcgi;

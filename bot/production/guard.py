@@ -44,6 +44,11 @@ _FAILURES: ContextVar[list[str] | None] = ContextVar("tthc_turn_failures", defau
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
 
+def turn_failed(reason: str) -> bool:
+    """Whether the turn being handled already failed for `reason` (then fail fast, no retries)."""
+    return reason in (_FAILURES.get() or ())
+
+
 def record_failure(reason: str) -> None:
     """Mark the turn being handled as failed (no-op outside a guarded turn)."""
     failures = _FAILURES.get()
@@ -61,7 +66,7 @@ def apology_text() -> str:
     contact = (
         f"gọi đường dây nóng {profile.hotline}"
         if profile.hotline
-        else "liên hệ trực tiếp bộ phận một cửa nơi bạn nộp hồ sơ"
+        else f"tra cứu thủ tục trên Cổng Dịch vụ công {profile.online_portal_url}"
     )
     return (
         "Xin lỗi, hệ thống đang gặp sự cố nên chưa trả lời được tin nhắn này. "

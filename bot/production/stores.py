@@ -21,7 +21,7 @@ from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
 from rasa.utils.endpoints import EndpointConfig
 from redis.exceptions import RedisError
 
-from bot.production.guard import STORE_FAILURE, record_failure
+from bot.production.guard import STORE_FAILURE, record_failure, turn_failed
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,10 @@ class ResilientSQLTrackerStore(SQLTrackerStore):
         # Without pre-ping every pooled connection is dead after a database restart.
         self.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
         self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
-        self.outage = Outage(f"Tracker store {url.render_as_string(hide_password=True)}")
+        # No user name in the text: "user@host" would be masked as an e-mail address in the logs.
+        self.outage = Outage(
+            f"Tracker store {url.get_backend_name()} at {url.host}:{url.port}/{url.database}"
+        )
         self._schema_ready = False
         try:
             self._ensure_schema()
@@ -85,7 +88,7 @@ class ResilientSQLTrackerStore(SQLTrackerStore):
                 self._ensure_schema()
                 result = await operation()
             except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
-                if attempt == len(RETRY_DELAYS_S):
+                if attempt == len(RETRY_DELAYS_S) or turn_failed(STORE_FAILURE):
                     self.outage.failed(error)
                     raise
                 await asyncio.sleep(RETRY_DELAYS_S[attempt])
@@ -116,7 +119,9 @@ class ResilientRedisLockStore(RedisLockStore):
 
     def __init__(self, endpoint_config: EndpointConfig) -> None:
         super().__init__(host=endpoint_config.url, **endpoint_config.kwargs)
-        self.outage = Outage(f"Lock store redis://{endpoint_config.url}")
+        kwargs = endpoint_config.kwargs
+        where = f"{endpoint_config.url}:{kwargs.get('port', 6379)}/{kwargs.get('db', 1)}"
+        self.outage = Outage(f"Lock store redis://{where}")
 
     def _with_retry(self, operation: Callable[[], T]) -> T:
         try:
