@@ -106,6 +106,7 @@ class _Word:
     accented: str | None  # None when typed without accents or produced by a rewrite
     corrected: bool = False  # typo-corrected
     rewritten: bool = False  # produced by a synonym table: never dropped or corrected
+    hint: bool = False  # "~word" in a synonym: found in the field it counts as in the name
 
 
 @lru_cache(maxsize=65536)
@@ -130,7 +131,11 @@ def _words(text: str, *, is_canonical: bool = False) -> list[_Word]:
 
 
 def _folded_words(text: str) -> list[str]:
-    return [_token(w) for w in _WORD_RE.findall(canonical(text))]
+    """Folded words of a synonym; "~" marks a hint word (kept on the word)."""
+    return [
+        ("~" if raw.startswith("~") else "") + _token(raw.lstrip("~"))
+        for raw in re.findall(r"~?[^\W_]+(?:\.\d+)*", canonical(text))
+    ]
 
 
 def _replacement(value: str) -> list[str]:
@@ -172,7 +177,10 @@ def _rewrite(words: list[_Word], table: dict[tuple[str, ...], list[str]]) -> lis
             key = tuple(w.folded for w in words[i : i + size])
             if key in table:
                 replacement = table[key]
-                out.extend(_Word(token, None, rewritten=True) for token in replacement)
+                out.extend(
+                    _Word(token.lstrip("~"), None, rewritten=True, hint=token.startswith("~"))
+                    for token in replacement
+                )
                 i += size
                 break
         else:
@@ -224,6 +232,7 @@ def _term(words: tuple[_Word, ...]) -> _Term:
         factor,
         _TYPO_CONFIDENCE if any(w.corrected for w in words) else 1.0,
         _accent_key(words),
+        len(words) == 1 and words[0].hint,
     )
 
 
@@ -267,6 +276,7 @@ class _Term:
     factor: float  # weight relative to IDF (pairs, soft words)
     confidence: float = 1.0  # < 1 for typo-corrected words: they can never score fully
     accents: str | None = None  # the words as the citizen typed them, when with accents
+    hint: bool = False  # a field match counts fully (see _Word.hint)
 
     @property
     def alternatives(self) -> list[str]:
@@ -408,10 +418,14 @@ class _Index:
         return None
 
     def analyze(self, query: str) -> list[_Term]:
+        # Citizen phrases first, so chat shorthand cannot split them ("so hong" is sổ hồng, not
+        # "sổ không"), then shorthand and typos on the rest, then the phrases again.
         words: list[_Word] = []
-        for word in _words(_CODE_RE.sub(" ", query)):
-            expansion = _CHAT.get(word.folded) if word.accented is None else None
-            if expansion:
+        for word in _rewrite(_words(_CODE_RE.sub(" ", query)), _CITIZEN):
+            expansion = _CHAT.get(word.folded)
+            if word.rewritten or word.accented is not None:
+                words.append(word)
+            elif expansion:
                 words.extend(_Word(t, None) for t in expansion)
             else:
                 words.extend(self._correct(word))
@@ -421,7 +435,7 @@ class _Index:
             words = _rewrite(words, _RESIDENCE_IMPORT)
         if not _mentions_action(words):
             words = _rewrite(words, _DEFAULT_ACTION)
-        words = _rewrite(_rewrite(words, _CITIZEN), _CITIZEN)
+        words = _rewrite(_rewrite(words, _CITIZEN), _CONCEPTS)
         words = [w for w in words if not _is_stop(w)]
         words = _rewrite(self._correct_pairs(words), _CONCEPTS)
         terms: dict[str, _Term] = {}
@@ -474,6 +488,8 @@ class _Index:
             weights = []
             for phrase in alternatives:
                 ids, factors = self.postings[phrase]
+                if term.hint:
+                    factors = np.ones(len(ids))
                 weight = self._alternatives_weight(phrase) if group else self._phrase_weight(phrase)
                 weights.append(weight)
                 best[ids] = np.maximum(best[ids], weight * factors)
@@ -662,9 +678,11 @@ def search_index(index: _Index, query: str, limit: int = 10, **filters: str | No
 def has_clear_winner(hits: Sequence[SearchHit]) -> bool:
     """True when the bot may answer about hits[0] without asking the citizen to choose.
 
-    Rule: hits[0].score >= CLEAR_MIN_SCORE and, when there is a second hit, hits[0].score -
-    hits[1].score >= CLEAR_MARGIN. A code hit (1.0) is always clear. Procedures that exist at
-    several levels under one name tie within the margin on purpose: the citizen picks the level.
+    Rule: a code hit (score 1.0 with no second 1.0) is clear; otherwise hits[0].score must be
+    >= CLEAR_MIN_SCORE and lead hits[1] by >= CLEAR_MARGIN. A query equal to one name scores
+    1.0 and its narrow or central-level variants trail by more than the margin ("cấp đổi thẻ căn
+    cước": commune 1.0, province 0.91, central 0.79); several names that fit equally well ("lý lịch
+    tư pháp": four "Cấp Phiếu lý lịch tư pháp ..." within 0.03) are not clear: the citizen picks.
     """
     if not hits:
         return False
@@ -672,7 +690,8 @@ def has_clear_winner(hits: Sequence[SearchHit]) -> bool:
         return True
     if hits[0].score < CLEAR_MIN_SCORE:
         return False
-    return len(hits) == 1 or hits[0].score - hits[1].score >= CLEAR_MARGIN
+    # 1e-9: scores are floats; a margin of exactly CLEAR_MARGIN counts as clear.
+    return len(hits) == 1 or hits[0].score - hits[1].score >= CLEAR_MARGIN - 1e-9
 
 
 _TITLE_MAX = 60

@@ -6,7 +6,8 @@ All phrases are written with accents for readability and compared accent-folded
 - CONCEPTS: spellings of one thing that procedure names themselves vary on. Applied to the names
   AND to queries, so "trách nhiệm hữu hạn" in a name meets "tnhh" in a query.
 - CITIZEN_TERMS: what citizens say -> how the names say it. Applied to queries only (twice, so an
-  abbreviation can feed a phrase). "a|b" means either phrase (counted once, the better match).
+  abbreviation can feed a phrase). "a|b" means either phrase (counted once, the better match);
+  "~word" is a hint that counts as fully when found in the procedure's field as in its name.
 - QUESTION_PHRASES / STOP_WORDS: chat fluff and question words that name no procedure.
 """
 
@@ -64,11 +65,12 @@ CITIZEN_TERMS: dict[str, str] = {
     "định danh mức 2": "định danh điện tử mức độ 02",
     "mức 2": "mức độ 02",
     "mức 1": "mức độ 01",
-    # Land-field names often say just "Giấy chứng nhận"; "đất" also matches the field.
-    "sổ đỏ": "giấy chứng nhận đất",
-    "sổ hồng": "giấy chứng nhận đất",
-    "bìa đỏ": "giấy chứng nhận đất",
-    "giấy chứng nhận quyền sử dụng đất": "giấy chứng nhận đất",
+    # Land-field names often say just "Giấy chứng nhận": "~đất" is a hint, matched by the name
+    # or by the field "Đất đai" alike.
+    "sổ đỏ": "giấy chứng nhận ~đất",
+    "sổ hồng": "giấy chứng nhận ~đất",
+    "bìa đỏ": "giấy chứng nhận ~đất",
+    "giấy chứng nhận quyền sử dụng đất": "giấy chứng nhận ~đất",
     "sang tên sổ đỏ": "cấp giấy chứng nhận quyền sử dụng đất cho người nhận chuyển nhượng",
     "sang tên sổ hồng": "cấp giấy chứng nhận quyền sử dụng đất cho người nhận chuyển nhượng",
     "thế chấp": "biện pháp bảo đảm",
@@ -224,6 +226,10 @@ QUESTION_PHRASES: tuple[str, ...] = (
     "lệ phí",
     "chi phí bao nhiêu",
     "ở đâu",
+    "nộp ở đâu",
+    "nộp tại đâu",
+    "làm ở đâu",
+    "đi đâu",
     "chỗ nào",
     "nơi nào",
     "nộp hồ sơ",
@@ -303,7 +309,7 @@ STOP_WORDS: frozenset[str] = frozenset(
 
 # Folded forms that are also content words in procedure names: never dropped unaccented.
 AMBIGUOUS_FOLDED: frozenset[str] = frozenset(
-    {"thi", "lam", "can", "di", "de", "moi", "va", "co", "chi"}
+    {"thi", "lam", "can", "di", "de", "moi", "va", "co", "chi", "minh"}
 )
 
 # "nhập khẩu" is a citizen's word for moving residence (nhập hộ khẩu) unless goods are named.
