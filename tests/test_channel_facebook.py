@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from bot.channels.facebook import FacebookInput, hub_signature
+from bot.channels.text_split import shorten
 from procedures_db.settings import PROJECT_ROOT, get_settings
 from tests.fakes.bot import FakeBot
 from tests.fakes.graph_api import API_VERSION, MESSAGES_PATH, FakeGraphApi
@@ -311,3 +312,17 @@ def test_credentials_yml_registers_the_facebook_channel_from_environment(monkeyp
     assert facebook.url_prefix() == "facebook"
     assert (facebook.fb_secret, facebook.fb_access_token) == (APP_SECRET, PAGE_TOKEN)
     assert facebook.api.url == "https://graph.facebook.com/v19.0/me/messages"
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("Khai sinh", "Khai sinh"),
+        ("Đăng ký kết hôn có yếu tố nước ngoài", "Đăng ký kết hôn có…"),
+        ("Chứngthựcbảnsaotừbảnchính", "Chứngthựcbảnsaotừbả…"),  # one long word: cut inside
+        ("  Cấp   lại   căn cước  ", "Cấp lại căn cước"),
+    ],
+)
+def test_quick_reply_titles_are_shortened_at_word_boundaries(title: str, expected: str):
+    assert shorten(title, 20) == expected
+    assert len(shorten(title, 20)) <= 20

@@ -15,9 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.channels.text_split import CHOICE_HEADER
+from bot.channels.delivery import RetryPolicy
+from bot.channels.text_split import CHOICE_HEADER, split_text
 from bot.channels.zalo import ZaloApi, ZaloConfig, ZaloInput, ZaloTokens, zalo_signature
 from procedures_db.settings import PROJECT_ROOT, get_settings
+from tests.fakes.base import DISCONNECT
 from tests.fakes.bot import FakeBot
 from tests.fakes.sanic_server import serve_blueprint
 from tests.fakes.zalo_api import MESSAGE_PATH, TOKEN_PATH, FakeZaloApi
@@ -230,6 +232,21 @@ async def test_server_error_then_success_delivers_once(zalo: Zalo):
     await zalo.send(zalo_event("lệ phí"))
     assert len(zalo.api.to(MESSAGE_PATH)) == 2
     assert zalo.api.delivered == [(USER, "Bạn hỏi: lệ phí")]
+
+
+async def test_network_errors_are_retried_with_backoff(zalo: Zalo):
+    zalo.api.fail_next(MESSAGE_PATH, DISCONNECT, times=2)
+    await zalo.send(zalo_event("lệ phí"))
+    assert len(zalo.api.to(MESSAGE_PATH)) == 3
+    assert zalo.api.delivered == [(USER, "Bạn hỏi: lệ phí")]
+
+
+async def test_retries_are_bounded(zalo: Zalo, caplog):
+    zalo.api.fail_next(MESSAGE_PATH, 503, times=10)
+    with caplog.at_level(logging.ERROR, logger="bot.channels"):
+        await zalo.send(zalo_event("lệ phí"))
+    assert len(zalo.api.to(MESSAGE_PATH)) == RetryPolicy().attempts
+    assert any("after 4 attempt(s): HTTP 503" in r.getMessage() for r in caplog.records)
 
 
 async def test_client_error_is_logged_and_not_retried(zalo: Zalo, caplog):
@@ -543,3 +560,17 @@ async def test_real_rasa_server_and_trained_model_through_the_zalo_channel(
     answers = [text for _, text in fake_zalo.delivered[len(first_turn) :]]
     assert any("Mã TTHC" in text for text in answers)
     assert all(len(text) <= 2000 and not text.startswith("Xin lỗi") for text in answers)
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("ngắn", 2000, ["ngắn"]),
+        ("   ", 2000, []),
+        ("a" * 25, 10, ["a" * 10, "a" * 10, "a" * 5]),  # no boundary at all: hard cuts
+        ("Dòng một dài.\nDòng hai. Câu ba", 20, ["Dòng một dài.", "Dòng hai. Câu ba"]),
+        ("Câu một rồi. Câu hai nữa. Ba", 20, ["Câu một rồi.", "Câu hai nữa. Ba"]),
+    ],
+)
+def test_split_text_prefers_natural_boundaries(text: str, limit: int, expected: list[str]):
+    assert split_text(text, limit) == expected

@@ -259,7 +259,9 @@ class ZaloApi:
             )
             fresh = _tokens_from(result)
             if fresh is None:
-                logger.error("Zalo token refresh failed: HTTP %s %s", result.status, result.body)
+                logger.error(
+                    "Zalo token refresh failed: HTTP %s %s", result.status, _error_of(result)
+                )
                 return None
             await asyncio.to_thread(self.store.save, fresh)
             self._tokens = fresh
@@ -274,6 +276,13 @@ def _zalo_error(result: ApiResult) -> int | None:
         return int(result.body.get("error", 0))
     except (TypeError, ValueError):
         return None
+
+
+def _error_of(result: ApiResult) -> Any:
+    """The error part of an answer, for logs: never the tokens of a half-successful one."""
+    if isinstance(result.body, dict):
+        return {key: value for key, value in result.body.items() if "token" not in key}
+    return result.body
 
 
 def _tokens_from(result: ApiResult) -> ZaloTokens | None:

@@ -10,6 +10,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+DISCONNECT = 0  # a planned "status" that drops the connection instead of answering
+
 
 @dataclass
 class Recorded:
@@ -55,7 +57,9 @@ class FakeApi:
         planned = self._planned.get(request.path)
         if planned:
             answer = planned.popleft()
-            return recorded, web.json_response(answer.body, status=answer.status)
+            if answer.status == DISCONNECT:
+                request.transport.close()  # the client sees a network error, no HTTP answer
+            return recorded, web.json_response(answer.body, status=answer.status or 500)
         return recorded, None
 
     def to(self, path: str) -> list[Recorded]:
