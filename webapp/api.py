@@ -6,8 +6,10 @@ No sign-in; each client IP is limited to `API_RATE_LIMIT_PER_MINUTE` requests pe
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -26,6 +28,7 @@ from webapp.lookup import (
 )
 from webapp.openapi import openapi_document
 
+logger = logging.getLogger(__name__)
 MAX_CODE_LENGTH = 64
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _dumps = partial(json.dumps, ensure_ascii=False)
@@ -145,7 +148,23 @@ async def openapi_handler(request: web.Request) -> web.Response:
     return json_response(openapi_document(request.app["settings"]))
 
 
+async def warm_search_index(app: web.Application) -> None:
+    """Build the in-memory search index before the first request (it takes a few seconds, more
+    than a request's timeout on a busy machine)."""
+    from procedures_db import search
+
+    started = time.perf_counter()
+    engine = get_engine(app["settings"].database_url)
+    try:
+        await asyncio.to_thread(search.search, "giấy phép", 1, engine=engine)
+    except Exception:
+        logger.exception("search index not built at start; the first searches may fail")
+        return
+    logger.info("search index ready in %.1f s", time.perf_counter() - started)
+
+
 def setup_routes(app: web.Application) -> None:
+    app.on_startup.append(warm_search_index)
     per_minute = app["settings"].api_rate_limit_per_minute
     if per_minute > 0:
         app[LIMITER_KEY] = RateLimiter(per_minute)
