@@ -75,6 +75,15 @@ class Messenger:
         return self.api.texts_to(USER)
 
 
+@pytest.fixture(autouse=True)
+def process_memory(monkeypatch):
+    """Channel memory in this process unless a test asks for Redis (LOCK_STORE_URL)."""
+    monkeypatch.delenv("LOCK_STORE_URL", raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture
 async def fake_graph():
     fake = FakeGraphApi(PAGE_TOKEN)

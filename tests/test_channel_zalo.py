@@ -85,6 +85,15 @@ class Zalo:
         return result
 
 
+@pytest.fixture(autouse=True)
+def process_memory(monkeypatch):
+    """Channel memory in this process unless a test asks for Redis (LOCK_STORE_URL)."""
+    monkeypatch.delenv("LOCK_STORE_URL", raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture
 async def fake_zalo():
     fake = FakeZaloApi(APP_ID, APP_SECRET, access_token="access-0", refresh_token="refresh-0")
