@@ -467,6 +467,7 @@ async def test_unusable_bodies_get_a_clear_client_error(zalo: Zalo, body: bytes,
         (lambda event: event.pop("event_name"), "missing event_name"),
         (lambda event: event.pop("sender"), "missing sender.id"),
         (lambda event: event["message"].pop("text"), "missing message.text"),
+        (lambda event: event.update(timestamp="nan"), "missing or invalid timestamp"),
     ],
 )
 async def test_signed_events_missing_fields_get_400(zalo: Zalo, change, reason):

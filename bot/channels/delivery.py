@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -222,9 +223,10 @@ def error_response(status: int, reason: str) -> HTTPResponse:
 
 def parse_timestamp_ms(value: Any) -> float | None:
     try:
-        return float(value)
+        timestamp = float(value)
     except (TypeError, ValueError):
         return None
+    return timestamp if math.isfinite(timestamp) else None  # "nan" would pass any age check
 
 
 class BackgroundTasks:
