@@ -52,6 +52,14 @@ CHAT_ABBREVIATIONS: dict[str, str] = {
     "v": "vậy",
     "vay": "vậy",
     "onl": "online",
+    "lm": "làm",
+    "trc": "trước",
+    "cx": "cũng",
+    "ms": "mới",
+    "bik": "biết",
+    "khum": "không",
+    "nhiu": "nhiêu",
+    "mh": "mình",
 }
 
 
