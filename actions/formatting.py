@@ -201,21 +201,36 @@ def quantity(document: DocumentDetails) -> str:
     return ", ".join(parts)
 
 
+def _case_title(case: str) -> str:
+    return trim(case.strip(" *-+:"), 150) + ":"
+
+
+def _documents_in_order(documents: list[DocumentDetails]) -> list[DocumentDetails]:
+    """Grouped by case (in source order); within a case, papers with a quantity before notes."""
+    first_seen: dict[str | None, int] = {}
+    for document in documents:
+        first_seen.setdefault(clean(document.case_name), len(first_seen))
+    return sorted(
+        documents,
+        key=lambda d: (first_seen[clean(d.case_name)], not (d.originals or d.copies)),
+    )
+
+
 def documents_text(details: ProcedureDetails, profile: ProvinceProfile) -> str:
-    documents = list(details.documents)
+    documents = _documents_in_order(list(details.documents))
     if not documents:
         return not_available(Fact.DOCUMENTS, profile)
-    lines, case = [], None
+    lines: list[str] = []
+    case = None
     for index, document in enumerate(documents[:MAX_DOCUMENTS], start=1):
-        if clean(document.case_name) and document.case_name != case:
-            case = document.case_name
-            lines.append(f"Trường hợp {trim(clean(case), 150)}:")
+        if clean(document.case_name) and clean(document.case_name) != case:
+            case = clean(document.case_name)
+            lines.append(_case_title(case))
         amount = quantity(document)
-        lines.append(
-            f"{index}. {trim(clean(document.name) or '', 220)}" + (f" ({amount})" if amount else "")
-        )
+        name = trim((clean(document.name) or "").lstrip("-+ "), 220)
+        lines.append(f"{index}. {name}" + (f" ({amount})" if amount else ""))
     if len(documents) > MAX_DOCUMENTS:
-        lines.append(f"… và {len(documents) - MAX_DOCUMENTS} giấy tờ khác (xem chi tiết ở nguồn).")
+        lines.append(f"… và {len(documents) - MAX_DOCUMENTS} mục khác (xem chi tiết ở nguồn).")
     return "Thành phần hồ sơ:\n" + "\n".join(lines)
 
 

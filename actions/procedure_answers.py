@@ -18,7 +18,6 @@ disambiguation the original question, kept in the `pending_facts` slot, is answe
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,10 +38,8 @@ from actions.questions import (
     procedure_words,
 )
 from procedures_db.profile import ProvinceProfile
-from procedures_db.search import has_clear_winner
+from procedures_db.search import SearchHit, has_clear_winner
 from procedures_db.text import tokens
-
-logger = logging.getLogger(__name__)
 
 PROCEDURE_SLOT = "procedure_code"
 FALLBACK_COUNT_SLOT = "fallback_count"
@@ -56,7 +53,7 @@ class Target:
 
     code: str | None = None
     picked: bool = False  # chosen among offered candidates
-    hits: list[Any] = field(default_factory=list)
+    hits: list[SearchHit] = field(default_factory=list)
     ask_which: bool = False
 
 
@@ -166,22 +163,23 @@ async def respond(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[di
     try:
         target = await find_target(tracker, text, current)
         facts = facts_for(tracker, target)
-        pending = SlotSet(PENDING_FACTS_SLOT, [f.value for f in facts])
         if target.code:
             return await answer_code(dispatcher, target.code, facts, text)
         profile = await contact_profile()
     except lookup.LookupFailed:
         return await apologize(dispatcher)
+    # Keep the question: the next message may only name (or pick) the procedure.
+    pending = [fact.value for fact in facts]
     if target.hits:
-        return offer(dispatcher, target.hits, pending["value"])
+        return offer(dispatcher, target.hits, pending)
     if target.ask_which:
         dispatcher.utter_message(text=f"Bạn muốn hỏi về thủ tục nào? {EXAMPLES}")
-        return [pending]
+        return [SlotSet(PENDING_FACTS_SLOT, pending)]
     dispatcher.utter_message(
         text="Xin lỗi, tôi chưa tìm thấy thủ tục nào phù hợp với câu hỏi của bạn. "
         f"Bạn thử diễn đạt lại, nêu rõ tên thủ tục. {EXAMPLES} {contact_hint(profile)}"
     )
-    return [pending]
+    return [SlotSet(PENDING_FACTS_SLOT, pending)]
 
 
 class ActionAnswerProcedure(Action):
