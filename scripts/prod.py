@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import string
 import subprocess
@@ -182,19 +183,25 @@ class ProdStack(Stack):
         env.setdefault("SANIC_REQUEST_MAX_SIZE", str(RASA_MAX_REQUEST_BYTES))
         return env
 
-    def _write_nginx_config(self) -> Path:
+    def _write_nginx_config(self, replica_ports: list[int] | None = None) -> Path:
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
         site = render_nginx_site(
             f"127.0.0.1:{self.public_port}",
             f"127.0.0.1:{self.rasa_port}",
-            [f"127.0.0.1:{port}" for port in self.replica_ports],
+            [f"127.0.0.1:{port}" for port in replica_ports or self.replica_ports],
             f"127.0.0.1:{self.web_port}",
         )
         (self.nginx_dir / "tthc.conf").write_text(site, encoding="utf-8")
         main = self.nginx_dir / "nginx.conf"
         main.write_text(NGINX_MAIN.format(run=self.nginx_dir), encoding="utf-8")
         return main
+
+    def route_to_replicas(self, count: int) -> None:
+        """Send traffic to the first `count` replicas only (nginx reloads gracefully)."""
+        self._write_nginx_config(self.replica_ports[:count])
+        self.processes["nginx"].send_signal(signal.SIGHUP)
+        time.sleep(1.0)  # new workers take over; old ones finish their requests
 
     def commands(self) -> dict[str, list[str]]:
         python = sys.executable

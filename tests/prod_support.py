@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from scripts.load_test import tracker_turns
 from scripts.prod import ensure_postgres_database
 from scripts.stack import free_port
 
@@ -148,16 +149,4 @@ class ThrowawayDatabase:
 
     def turns(self, sender: str) -> list[tuple[str, str]]:
         """(type_name, text) of the user and bot events of one conversation, in order."""
-        engine = sa.create_engine(self.url(), future=True)
-        try:
-            with engine.connect() as connection:
-                rows = connection.execute(
-                    sa.text(
-                        "SELECT type_name, data FROM events WHERE sender_id = :sender "
-                        "AND type_name IN ('user', 'bot') ORDER BY id"
-                    ),
-                    {"sender": sender},
-                ).all()
-        finally:
-            engine.dispose()
-        return [(kind, json.loads(data).get("text") or "") for kind, data in rows]
+        return tracker_turns(self.url(), [sender]).get(sender, [])
