@@ -48,7 +48,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from procedures_db import synonyms
-from procedures_db.text import CHAT_ABBREVIATIONS, canonical, fold_accents
+from procedures_db.text import CHAT_ABBREVIATIONS, canonical, fold_accents, nfc
 
 VERSION_CHECK_INTERVAL_S = 1.0
 # has_clear_winner: the first hit must reach CLEAR_MIN_SCORE and lead the second by CLEAR_MARGIN.
@@ -56,10 +56,11 @@ CLEAR_MIN_SCORE = 0.55
 CLEAR_MARGIN = 0.08
 
 _FIELD_FACTOR = 0.25  # a query word found only in the procedure's field
-_BIGRAM_FACTOR = 0.5  # a word pair, relative to the mean weight of its two words
+_BIGRAM_FACTOR = 0.5  # a word pair counts half its own IDF
 _TYPO_CONFIDENCE = 0.8  # a word we had to correct counts 0.8 of its weight when it matches
 _SOFT_FACTOR = 0.4  # synonyms.SOFT_WORDS
 _MAX_PAIR_CORRECTIONS = 3
+_MAX_CACHED_MASKS = 256
 _ACTION_FACTOR = 0.93  # the name adds an action (xóa, cấp lại, ...) the query did not ask for
 _NARROW_FACTOR = 0.95
 _MINISTRY_ONLY_FACTOR = 0.985
@@ -222,6 +223,23 @@ def _is_stop(word: _Word) -> bool:
     return word.folded in _STOP_FOLDED_SAFE
 
 
+@dataclass(frozen=True)
+class _Term:
+    text: str  # index key: a word, "word word" (a pair), or "phrase|phrase" (alternatives)
+    factor: float  # weight relative to IDF (pairs, soft words)
+    confidence: float = 1.0  # < 1 for typo-corrected words: they can never score fully
+    accents: str | None = None  # the words as the citizen typed them, when with accents
+    hint: bool = False  # a field match counts fully (see _Word.hint)
+
+    @property
+    def alternatives(self) -> list[str]:
+        return self.text.split("|")
+
+    @property
+    def is_word(self) -> bool:
+        return " " not in self.text and "|" not in self.text
+
+
 def _term(words: tuple[_Word, ...]) -> _Term:
     """A query word, or a pair of adjacent words (weighted by _BIGRAM_FACTOR)."""
     factor = min(_word_factor(w) for w in words)
@@ -270,66 +288,32 @@ def _drop_purpose_clause(words: list[_Word]) -> list[_Word]:
 # The index
 
 
-@dataclass(frozen=True)
-class _Term:
-    text: str  # index key: a word, "word word" (a pair), or "phrase|phrase" (alternatives)
-    factor: float  # weight relative to IDF (pairs, soft words)
-    confidence: float = 1.0  # < 1 for typo-corrected words: they can never score fully
-    accents: str | None = None  # the words as the citizen typed them, when with accents
-    hint: bool = False  # a field match counts fully (see _Word.hint)
-
-    @property
-    def alternatives(self) -> list[str]:
-        return self.text.split("|")
-
-    @property
-    def is_word(self) -> bool:
-        return " " not in self.text and "|" not in self.text
-
-
 class _Index:
     def __init__(self, rows: Iterable[IndexRow]) -> None:
         self.rows = list(rows)
         self.by_code = {row.code: i for i, row in enumerate(self.rows)}
-        n = len(self.rows)
-        name_terms, field_terms, raw_vocab, name_bigrams = [], [], {}, set()
-        self.raw_bigrams: set[str] = set()
-        folded_names, canonical_names = [], []
+        self.raw_bigrams: set[str] = set()  # word pairs as written (typo correction)
+        self.name_bigrams: set[str] = set()  # word pairs after CONCEPTS (split-word repair)
+        raw_vocab: dict[str, int] = {}
         accent_postings: dict[str, list[int]] = {}
-        for row in self.rows:
+        name_terms, folded_names, canonical_names = [], [], []
+        for i, row in enumerate(self.rows):
             canonical_name = canonical(row.name)
             words = _words(canonical_name, is_canonical=True)
             tokens = _name_tokens(words)
-            bigrams = _bigrams(tokens)
-            name_bigrams.update(bigrams)
-            name_terms.append(set(tokens) | set(bigrams))
-            field_terms.append(_field_terms(row.field or ""))
+            self.name_bigrams.update(_bigrams(tokens))
+            name_terms.append(set(tokens) | set(_bigrams(tokens)))
             for w in words:
                 raw_vocab[w.folded] = raw_vocab.get(w.folded, 0) + 1
             self.raw_bigrams.update(_bigrams([w.folded for w in words]))
             keys = {_accent_key(pair) for pair in itertools.pairwise(words)}
             keys.update(_accent_key((w,)) for w in words)
             for key in keys - {None}:
-                accent_postings.setdefault(key, []).append(len(folded_names))
+                accent_postings.setdefault(key, []).append(i)
             folded_names.append(f" {' '.join(w.folded for w in words)} ")
             canonical_names.append(f" {' '.join(_WORD_RE.findall(canonical_name))} ")
-        df: dict[str, int] = {}
-        for names, fields in zip(name_terms, field_terms, strict=True):
-            for term in names | fields:
-                df[term] = df.get(term, 0) + 1
-        self.idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
-        postings: dict[str, tuple[list[int], list[float]]] = {}
-        for i, (names, fields) in enumerate(zip(name_terms, field_terms, strict=True)):
-            for term in names | fields:
-                ids, factors = postings.setdefault(term, ([], []))
-                ids.append(i)
-                factors.append(1.0 if term in names else _FIELD_FACTOR)
-        self.postings = {
-            t: (np.array(ids, dtype=np.int32), np.array(fs)) for t, (ids, fs) in postings.items()
-        }
-        self.name_weight = np.array(
-            [sum(self.idf[t] for t in terms if " " not in t) or 1.0 for terms in name_terms]
-        )
+        self._build_postings(name_terms, [_field_terms(row.field or "") for row in self.rows])
+        self.accent_postings = {w: np.array(ids) for w, ids in accent_postings.items()}
         self.level_prior = np.array(
             [
                 _MINISTRY_ONLY_FACTOR
@@ -340,8 +324,6 @@ class _Index:
         )
         self.narrow = _marker_present(synonyms.NARROW_VARIANTS, folded_names, _NARROW_FACTOR)
         self.actions = _marker_present(_ACTIONS, canonical_names, _ACTION_FACTOR)
-        self.name_bigrams = name_bigrams
-        self.accent_postings = {w: np.array(ids) for w, ids in accent_postings.items()}
         # Typo correction targets: frequent words first, so ties go to the common word.
         self.vocab = sorted(raw_vocab, key=lambda w: -raw_vocab[w])
         self.vocab_set = set(self.vocab)
@@ -353,6 +335,27 @@ class _Index:
             | set(_CHAT)
         )
         self._masks: dict[tuple, np.ndarray] = {}
+
+    def _build_postings(self, name_terms: list[set[str]], field_terms: list[frozenset]) -> None:
+        """IDF over names and fields; per term the procedures having it and how (name: 1.0,
+        field only: _FIELD_FACTOR); per procedure the IDF sum of its name's words."""
+        n = len(name_terms)
+        postings: dict[str, tuple[list[int], list[float]]] = {}
+        for i, (names, fields) in enumerate(zip(name_terms, field_terms, strict=True)):
+            for term in names | fields:
+                ids, factors = postings.setdefault(term, ([], []))
+                ids.append(i)
+                factors.append(1.0 if term in names else _FIELD_FACTOR)
+        self.idf = {
+            t: math.log(1 + (n - len(ids) + 0.5) / (len(ids) + 0.5))
+            for t, (ids, _) in postings.items()
+        }
+        self.postings = {
+            t: (np.array(ids, dtype=np.int32), np.array(fs)) for t, (ids, fs) in postings.items()
+        }
+        self.name_weight = np.array(
+            [sum(self.idf[t] for t in terms if " " not in t) or 1.0 for terms in name_terms]
+        )
 
     # -- query analysis -------------------------------------------------------------------
 
@@ -461,6 +464,8 @@ class _Index:
                 ],
                 dtype=bool,
             )
+            if len(self._masks) >= _MAX_CACHED_MASKS:  # filters come from web requests
+                self._masks.clear()
             self._masks[key] = cached
         return cached
 
@@ -566,7 +571,10 @@ class _Index:
 
 
 def build_index(rows: Iterable[IndexRow]) -> _Index:
-    """An index over plain rows (tests and benchmarks use it without a database)."""
+    """The index over plain rows, whatever loaded them; `search()` builds one per engine.
+
+    `build_index(rows).search(query, limit, field, level, online_level)` ranks like `search()`.
+    """
     return _Index(rows)
 
 
@@ -668,13 +676,6 @@ def search(
     return _index_for(engine).search(query or "", limit, field, level, online_level)
 
 
-def search_index(index: _Index, query: str, limit: int = 10, **filters: str | None) -> list:
-    """`search` over an index built with `build_index` (benchmarks, tests without a database)."""
-    return index.search(
-        query or "", limit, filters.get("field"), filters.get("level"), filters.get("online_level")
-    )
-
-
 def has_clear_winner(hits: Sequence[SearchHit]) -> bool:
     """True when the bot may answer about hits[0] without asking the citizen to choose.
 
@@ -707,7 +708,7 @@ def short_title(name: str) -> str:
     Drops the "Thủ tục" prefix, shortens "(thực hiện tại cấp tỉnh)" to "(cấp tỉnh)" and keeps it
     (it is what tells same-named buttons apart), and cuts the rest at a word boundary with "…".
     """
-    text = " ".join(canonical_spaces(name).split())
+    text = " ".join(nfc(name or "").split())
     text = _TITLE_PREFIX_RE.sub("", text)
     suffix = ""
     match = _LEVEL_SUFFIX_RE.search(text)
@@ -724,13 +725,6 @@ def short_title(name: str) -> str:
     return (text + suffix)[:_TITLE_MAX]
 
 
-def canonical_spaces(text: str) -> str:
-    """NFC and single spaces, case and accents kept (for display)."""
-    from procedures_db.text import nfc
-
-    return " ".join(nfc(text or "").split())
-
-
 __all__ = [
     "CLEAR_MARGIN",
     "CLEAR_MIN_SCORE",
@@ -740,6 +734,5 @@ __all__ = [
     "has_clear_winner",
     "invalidate_index",
     "search",
-    "search_index",
     "short_title",
 ]
