@@ -20,6 +20,7 @@ from procedures_db.db import get_engine
 from webapp.lookup import (
     LookupUnavailable,
     ParamError,
+    SearchParams,
     call_blocking,
     list_fields,
     parse_search_params,
@@ -149,14 +150,12 @@ async def openapi_handler(request: web.Request) -> web.Response:
 
 
 async def warm_search_index(app: web.Application) -> None:
-    """Build the in-memory search index before the first request (it takes a few seconds, more
-    than a request's timeout on a busy machine)."""
-    from procedures_db import search
-
+    """Build the in-memory search index (and method summaries) before the first request: it
+    takes a few seconds, more than a request's timeout on a busy machine."""
     started = time.perf_counter()
     engine = get_engine(app["settings"].database_url)
     try:
-        await asyncio.to_thread(search.search, "giấy phép", 1, engine=engine)
+        await asyncio.to_thread(search_procedures, engine, SearchParams(q="giấy phép", limit=1))
     except Exception:
         logger.exception("search index not built at start; the first searches may fail")
         return

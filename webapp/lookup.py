@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -252,8 +254,8 @@ def summary_script(detail: Mapping[str, Any], profile: ProvinceProfile) -> str:
 # ---- queries (sync; run them through call_blocking) -----------------------------------------
 
 
-def _method_rows(engine: Engine, codes: list[str]) -> dict[str, list[dict[str, str]]]:
-    """Per-method time and fee of several procedures in one query."""
+def _all_methods(engine: Engine) -> dict[str, list[dict[str, str]]]:
+    """Per-method time and fee wording of every procedure (a few thousand short rows)."""
     rows = select(
         Procedure.code,
         SubmissionMethod.method,
@@ -263,12 +265,41 @@ def _method_rows(engine: Engine, codes: list[str]) -> dict[str, list[dict[str, s
         SubmissionMethod.fee_amounts,
         SubmissionMethod.fee_text,
     ).join(SubmissionMethod, SubmissionMethod.procedure_id == Procedure.id)
-    rows = rows.where(Procedure.code.in_(codes)).order_by(SubmissionMethod.position)
-    found: dict[str, list[dict[str, str]]] = {code: [] for code in codes}
+    found: dict[str, list[dict[str, str]]] = {}
     with engine.connect() as connection:
-        for row in connection.execute(rows):
-            found[row.code].append(method_summary(row._mapping))
+        for row in connection.execute(rows.order_by(SubmissionMethod.position)):
+            found.setdefault(row.code, []).append(method_summary(row._mapping))
     return found
+
+
+@dataclass
+class _MethodCache:
+    version: tuple
+    checked_at: float
+    methods: dict[str, list[dict[str, str]]]
+
+
+_method_caches: dict[Engine, _MethodCache] = {}
+_method_lock = threading.Lock()
+
+
+def _methods_of(engine: Engine, codes: list[str]) -> dict[str, list[dict[str, str]]]:
+    """Method summaries kept in memory like the search index (a query per result list would
+    double the cost of a search), reloaded when the search module sees the data change."""
+    from procedures_db.search import VERSION_CHECK_INTERVAL_S, _data_version
+
+    now = time.monotonic()
+    entry = _method_caches.get(engine)
+    if entry is None or now - entry.checked_at >= VERSION_CHECK_INTERVAL_S:
+        with _method_lock:
+            entry = _method_caches.get(engine)
+            if entry is None or now - entry.checked_at >= VERSION_CHECK_INTERVAL_S:
+                version = _data_version(engine)
+                if entry is None or entry.version != version:
+                    entry = _MethodCache(version, now, _all_methods(engine))
+                entry.checked_at = now
+                _method_caches[engine] = entry
+    return {code: entry.methods.get(code, []) for code in codes}
 
 
 def _browse(engine: Engine, params: SearchParams) -> list[dict[str, Any]]:
@@ -309,7 +340,7 @@ def search_procedures(engine: Engine, params: SearchParams) -> list[dict[str, An
         results = _browse(engine, params)
     else:
         return []
-    methods = _method_rows(engine, [result["code"] for result in results])
+    methods = _methods_of(engine, [result["code"] for result in results])
     for result in results:
         result["level_labels"] = [LEVEL_LABELS.get(level, level) for level in result["levels"]]
         result["online_label"] = ONLINE_LABELS.get(result["online_level"], UNKNOWN)
