@@ -478,7 +478,8 @@ class _Index:
     def _alternatives_weight(self, phrase: str) -> float:
         return sum(self.idf.get(word, 0.0) for word in phrase.split())
 
-    def score(self, terms: list[_Term], query_tokens: set[str]) -> np.ndarray:
+    def score(self, terms: list[_Term], query_tokens: set[str], query_text: str) -> np.ndarray:
+        """Per procedure, in 0..1. `query_text`: the analysed words, space-padded."""
         n = len(self.rows)
         matched = np.zeros(n)
         name_matched = np.zeros(n)  # IDF of the name's own words the query covers
@@ -511,7 +512,7 @@ class _Index:
         precision = np.minimum(name_matched / self.name_weight, 1.0)
         scores = matched / total * (0.8 + 0.2 * precision)
         for marker, prior in self.narrow.items():
-            if not query_tokens & set(synonyms.NARROW_VARIANTS[marker]):
+            if not any(f" {phrase} " in query_text for phrase in synonyms.NARROW_VARIANTS[marker]):
                 scores *= prior
         for action, prior in self.actions.items():
             if not query_tokens & _ACTIONS[action]:
@@ -556,7 +557,8 @@ class _Index:
             ids = sorted(np.flatnonzero(allowed), key=lambda i: self.rows[i].name)
             return [self.hit(i, 0.0) for i in ids[:limit]]
         query_tokens = {word for t in terms for a in t.alternatives for word in a.split()}
-        scores = self.score(terms, query_tokens)
+        query_text = f" {' '.join(t.text for t in terms if t.is_word)} "
+        scores = self.score(terms, query_tokens, query_text)
         scores[~allowed] = 0.0
         for hit in hits:
             scores[self.by_code[hit.code]] = 0.0

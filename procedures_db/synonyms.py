@@ -104,6 +104,9 @@ CITIZEN_TERMS: dict[str, str] = {
     "hộ kinh doanh cá thể": "hộ kinh doanh",
     "hộ cá thể": "hộ kinh doanh",
     "đóng hộ kinh doanh": "chấm dứt hoạt động hộ kinh doanh",
+    "giải thể hộ kinh doanh": "chấm dứt hoạt động hộ kinh doanh",
+    "tách sổ đỏ": "tách thửa đất",
+    "tách sổ": "tách thửa đất",
     "passport": "hộ chiếu",
     "pasport": "hộ chiếu",
     "visa": "thị thực",
@@ -319,21 +322,21 @@ GOODS_WORDS: frozenset[str] = frozenset(
 )
 
 # Markers of narrow variants a citizen rarely means unless they say so: folded name phrase ->
-# the folded query words that show they do mean it.
+# the folded query phrases that show they do mean it (one is enough).
 NARROW_VARIANTS: dict[str, tuple[str, ...]] = {
-    "co yeu to nuoc ngoai": ("nuoc", "ngoai", "yeu", "to"),
-    "luu dong": ("luu", "dong"),
-    "khu vuc bien gioi": ("bien", "gioi"),
-    "thuc hien tai cap trung uong": ("trung", "uong", "bo"),
-    "cap trung uong": ("trung", "uong", "bo"),
-    "cong an nhan dan": ("cong", "an"),
+    "co yeu to nuoc ngoai": ("nuoc ngoai", "yeu to"),
+    "luu dong": ("luu dong",),
+    "khu vuc bien gioi": ("bien gioi",),
+    "thuc hien tai cap trung uong": ("trung uong", "bo"),
+    "cap trung uong": ("trung uong", "bo"),
+    "cong an nhan dan": ("cong an",),
     "nguoi dich": ("dich",),
     # specialised sectors: a citizen's "công ty" is an ordinary company
-    "chung khoan": ("chung", "khoan"),
+    "chung khoan": ("chung khoan",),
     "quy dau tu": ("quy",),
-    "to chuc tin dung": ("tin", "dung"),
-    "ngan hang": ("ngan", "hang"),
-    "doanh nghiep bao hiem": ("bao", "hiem"),
+    "to chuc tin dung": ("tin dung",),
+    "ngan hang": ("ngan hang",),
+    "doanh nghiep bao hiem": ("bao hiem",),
     "cong ty luat": ("luat",),
     "luat su nuoc ngoai": ("luat",),
 }
@@ -363,6 +366,7 @@ ACTIONS: tuple[str, ...] = (
     "phúc khảo",
     "xác nhận",
     "trình báo",
+    "ghi vào sổ",
 )
 
 # Words that say why (lost, damaged, expired), not which procedure: they count for less.
