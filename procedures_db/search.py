@@ -146,8 +146,25 @@ def _replacement(value: str) -> list[str]:
     return _folded_words(value)
 
 
-def _phrase_table(table: dict[str, str]) -> dict[tuple[str, ...], list[str]]:
-    return {tuple(_folded_words(key)): _replacement(value) for key, value in table.items()}
+@dataclass(frozen=True)
+class _PhraseTable:
+    """Folded phrase -> folded replacement words, with what a fast longest match needs."""
+
+    phrases: dict[tuple[str, ...], list[str]]
+    longest: int
+    starts: frozenset[str]  # the words a phrase can start with
+
+    def words(self) -> set[str]:
+        return {word for phrase in self.phrases for word in phrase}
+
+
+def _phrase_table(table: dict[str, str]) -> _PhraseTable:
+    phrases = {tuple(_folded_words(key)): _replacement(value) for key, value in table.items()}
+    return _PhraseTable(
+        phrases,
+        max((len(k) for k in phrases), default=0),
+        frozenset(phrase[0] for phrase in phrases),
+    )
 
 
 _CONCEPTS = _phrase_table(synonyms.CONCEPTS)
@@ -168,16 +185,19 @@ _ACTIONS = {
 }
 
 
-def _rewrite(words: list[_Word], table: dict[tuple[str, ...], list[str]]) -> list[_Word]:
+def _rewrite(words: list[_Word], table: _PhraseTable) -> list[_Word]:
     """Longest-match phrase replacement, one left-to-right pass (outputs are not re-read)."""
-    longest = max((len(k) for k in table), default=0)
     out: list[_Word] = []
     i = 0
     while i < len(words):
-        for size in range(min(longest, len(words) - i), 0, -1):
+        if words[i].folded not in table.starts:
+            out.append(words[i])
+            i += 1
+            continue
+        for size in range(min(table.longest, len(words) - i), 0, -1):
             key = tuple(w.folded for w in words[i : i + size])
-            if key in table:
-                replacement = table[key]
+            if key in table.phrases:
+                replacement = table.phrases[key]
                 out.extend(
                     _Word(token.lstrip("~"), None, rewritten=True, hint=token.startswith("~"))
                     for token in replacement
@@ -261,6 +281,16 @@ def _accent_key(words: Sequence[_Word]) -> str | None:
     return " ".join(w.accented or w.folded for w in words)
 
 
+def _name_accent_keys(words: list[_Word]) -> set[str]:
+    """The accented words and word pairs of a name, as `_accent_key` spells them."""
+    spelled = [w.accented or w.folded for w in words]
+    keys = {w.accented for w in words if w.accented}
+    for i in range(len(words) - 1):
+        if words[i].accented or words[i + 1].accented:
+            keys.add(f"{spelled[i]} {spelled[i + 1]}")
+    return keys
+
+
 def _mentions_action(words: list[_Word]) -> bool:
     folded = {w.folded for w in words}
     return any(words_of_action <= folded for words_of_action in _ACTIONS.values())
@@ -306,9 +336,7 @@ class _Index:
             for w in words:
                 raw_vocab[w.folded] = raw_vocab.get(w.folded, 0) + 1
             self.raw_bigrams.update(_bigrams([w.folded for w in words]))
-            keys = {_accent_key(pair) for pair in itertools.pairwise(words)}
-            keys.update(_accent_key((w,)) for w in words)
-            for key in keys - {None}:
+            for key in _name_accent_keys(words):
                 accent_postings.setdefault(key, []).append(i)
             folded_names.append(f" {' '.join(w.folded for w in words)} ")
             canonical_names.append(f" {' '.join(_WORD_RE.findall(canonical_name))} ")
@@ -329,8 +357,8 @@ class _Index:
         self.vocab_set = set(self.vocab)
         self.known = (
             self.vocab_set
-            | {w for key in _CITIZEN for w in key}
-            | {w for key in _QUESTIONS for w in key}
+            | _CITIZEN.words()
+            | _QUESTIONS.words()
             | {_fold(w) for w in synonyms.STOP_WORDS}
             | set(_CHAT)
         )
