@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate_spec
+from sqlalchemy import select
 
 from procedures_db import search
 from procedures_db.db import get_engine
+from procedures_db.models import SubmissionMethod
+from procedures_db.text import canonical
 from tests.staff_support import app_settings
 from webapp.api import RateLimiter
 from webapp.app import create_app
-from webapp.lookup import LEVEL_LABELS, MAX_LIMIT, ONLINE_LABELS
+from webapp.lookup import (
+    LEVEL_LABELS,
+    MAX_LIMIT,
+    NOTHING_MORE,
+    ONLINE_LABELS,
+    UNKNOWN,
+    format_fee,
+)
 
 LICENCE_EXCHANGE = "3.000347"  # Đổi giấy phép lái xe
 LICENCE_FIELD = "Sát hạch, cấp giấy phép lái xe"
@@ -164,3 +176,35 @@ def test_rate_limiter_refills_over_time():
     assert limiter.allow("b") == 0  # other clients are not affected
     now[0] += 1.0
     assert limiter.allow("a") == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ({"fee_amounts": [135000, 115000], "fee_text": "Miễn phí"}, "135.000 đồng; 115.000 đồng"),
+        ({"fee_amounts": [], "fee_text": "Miễn phí", "fee_description": "Không có."}, "Miễn phí"),
+        (
+            {"fee_amounts": [], "fee_text": "Miễn phí",
+             "fee_description": "Mức lệ phí do Hội đồng nhân dân tỉnh quyết định."},
+            "theo ghi chú: Mức lệ phí do Hội đồng nhân dân tỉnh quyết định.",
+        ),
+        ({"fee_amounts": [], "fee_text": "Không có thông tin"}, UNKNOWN),
+        ({"fee_amounts": [], "fee_text": None}, UNKNOWN),
+    ],
+)  # fmt: skip
+def test_fee_wording(method, expected):
+    assert format_fee(method) == expected
+
+
+def test_no_bare_free_fee_that_the_description_contradicts(full_db_engine):
+    """Over every real submission method: "Miễn phí" only when the description adds nothing."""
+    columns = select(
+        SubmissionMethod.fee_amounts, SubmissionMethod.fee_text, SubmissionMethod.fee_description
+    )
+    with full_db_engine.connect() as connection:
+        methods = [row._mapping for row in connection.execute(columns)]
+    free = [m for m in methods if format_fee(m).lower() == "miễn phí"]
+    assert free  # the data does have free procedures
+    amount = re.compile(r"\d[\d.]*\s*(đồng|vnđ|vnd)", re.IGNORECASE)
+    assert not [m["fee_description"] for m in free if amount.search(m["fee_description"] or "")]
+    assert all(canonical(m["fee_description"] or "").rstrip(" .") in NOTHING_MORE for m in free)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from procedures_db.models import Level, Method, OnlineLevel, Procedure, SubmissionMethod
 from procedures_db.profile import ProvinceProfile
 from procedures_db.settings import Settings
+from procedures_db.text import canonical
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,6 +60,9 @@ UNIT_LABELS = {
     "hour": "giờ",
     "month": "tháng",
 }
+FREE_WORDS = ("miễn phí", "không thu")
+# Fee descriptions that add nothing to a "Miễn phí" cell.
+NOTHING_MORE = {"", "không", "không có", "không quy định", "chưa quy định", "miễn phí", "không thu"}
 _NO_INFO_TEXTS = {"", "không có thông tin", "khong co thong tin"}
 
 
@@ -152,12 +156,24 @@ def format_time(method: Mapping[str, Any]) -> str:
     return known(method.get("time_text"))
 
 
+def _shorten(text: str, width: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + "…"
+
+
 def format_fee(method: Mapping[str, Any]) -> str:
-    """Amounts found in the fee cell or its description win over a bare "Miễn phí" cell."""
+    """Amounts found in the fee cell or its description win over a bare "Miễn phí" cell; a
+    "Miễn phí" cell whose description says more (e.g. "Mức lệ phí do HĐND tỉnh quyết định")
+    shows that description instead of "Miễn phí"."""
     amounts = [amount for amount in method.get("fee_amounts") or [] if amount]
     if amounts:
         return "; ".join(f"{format_number(amount)} đồng" for amount in dict.fromkeys(amounts))
-    return known(method.get("fee_text"))
+    text = known(method.get("fee_text"))
+    note = (method.get("fee_description") or "").strip()
+    says_free = any(word in canonical(text) for word in FREE_WORDS)
+    if says_free and canonical(note).rstrip(" .") not in NOTHING_MORE:
+        return f"theo ghi chú: {_shorten(note)}"
+    return text
 
 
 def method_summary(method: Mapping[str, Any]) -> dict[str, str]:
@@ -264,6 +280,7 @@ def _all_methods(engine: Engine) -> dict[str, list[dict[str, str]]]:
         SubmissionMethod.time_text,
         SubmissionMethod.fee_amounts,
         SubmissionMethod.fee_text,
+        SubmissionMethod.fee_description,
     ).join(SubmissionMethod, SubmissionMethod.procedure_id == Procedure.id)
     found: dict[str, list[dict[str, str]]] = {}
     with engine.connect() as connection:
