@@ -139,7 +139,7 @@ def convert(raw: Any) -> ProcedureRecord:
         "steps": _field(raw, "trinh_tu_thuc_hien"),
         "result": result_names(_field(raw, "ket_qua_xu_ly")),
         "decision_number": _field(raw, "so_quyet_dinh"),
-        "ministry": MINISTRIES.get(raw.get("_ministry_folder") or ""),
+        "ministry": MINISTRIES.get(_field(raw, "_ministry_folder") or ""),
         "online_level": level,
         "online_level_source": level_source,
         "online_submit_url": None,
