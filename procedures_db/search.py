@@ -68,6 +68,10 @@ _ACCENT_CREDIT = 0.5  # a name word with other accents than the citizen typed (t
 
 _NO_IDS = np.array([], dtype=np.int64)
 _CODE_RE = re.compile(r"(?<![\d.])\d{1,2}\.\d{6}(?![\d.])")
+# A code with its label ("mã 1.001193", "ma so: 1.001193"): the label names no procedure.
+_LABELLED_CODE_RE = re.compile(
+    r"(?:\b(?:mã|ma)(?:\s+(?:số|so))?(?:\s+(?:thủ|thu)\s+(?:tục|tuc))?\s*:?\s*)?" + _CODE_RE.pattern
+)
 _WORD_RE = re.compile(r"[^\W_]+(?:\.\d+)*", re.UNICODE)
 _FOLDED_OK_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)*")
 _LEADING_NOISE = ("thu", "tuc")  # "Thủ tục đăng ký khai sinh": the prefix names nothing
@@ -452,7 +456,8 @@ class _Index:
         # Citizen phrases first, so chat shorthand cannot split them ("so hong" is sổ hồng, not
         # "sổ không"), then shorthand and typos on the rest, then the phrases again.
         words: list[_Word] = []
-        for word in _rewrite(_words(_CODE_RE.sub(" ", query)), _CITIZEN):
+        text = _LABELLED_CODE_RE.sub(" ", canonical(query))
+        for word in _rewrite(_words(text, is_canonical=True), _CITIZEN):
             expansion = _CHAT.get(word.folded)
             if word.rewritten or word.accented is not None:
                 words.append(word)

@@ -34,6 +34,10 @@ CONCEPTS: dict[str, str] = {
     "mô tô": "xe",
     "xe gắn máy": "xe",
     "căn hộ": "canho",
+    "lâm nghiệp": "lâm nghiệp",
+    "lâm sản": "lâm sản",
+    "kiểm lâm": "kiểm lâm",
+    "lâm sinh": "lâm sinh",
 }
 
 # Citizen words -> name words (queries only). The right side is itself passed through CONCEPTS.
@@ -310,10 +314,9 @@ STOP_WORDS: frozenset[str] = frozenset(
     }
 )
 
-# Folded forms that are also content words in procedure names: never dropped unaccented.
-AMBIGUOUS_FOLDED: frozenset[str] = frozenset(
-    {"thi", "lam", "can", "di", "de", "moi", "va", "co", "chi", "minh"}
-)
+# Folded forms that are also content words in procedure names: never dropped unaccented. ("lam"
+# and "can" are dropped: the names' "lâm" and "căn" phrases are kept by CITIZEN_TERMS/CONCEPTS.)
+AMBIGUOUS_FOLDED: frozenset[str] = frozenset({"thi", "di", "de", "moi", "va", "co", "chi", "minh"})
 
 # "nhập khẩu" is a citizen's word for moving residence (nhập hộ khẩu) unless goods are named.
 RESIDENCE_IMPORT = ("nhập khẩu", "đăng ký thường trú")

@@ -191,6 +191,11 @@ def test_codes_come_first_with_score_one(full_db_engine, query, code):
     assert has_clear_winner(hits)
 
 
+def test_code_label_names_no_procedure(full_db_engine):
+    for query in ("mã 1.001193", "ma so: 1.001193", "mã thủ tục 1.001193"):
+        assert codes(search(query, engine=full_db_engine)) == [BIRTH]
+
+
 def test_unknown_code_is_not_invented(full_db_engine):
     assert "9.999999" not in codes(search("mã 9.999999", engine=full_db_engine))
 
