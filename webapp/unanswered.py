@@ -15,13 +15,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import column, inspect, select, table
+from sqlalchemy import column, create_engine, inspect, select, table
 from sqlalchemy.engine import Engine, make_url
 
-from procedures_db.db import get_engine
 from procedures_db.privacy import mask_personal_data
 
 FALLBACK_INTENTS = {"nlu_fallback": "Bot không hiểu", "out_of_scope": "Ngoài phạm vi"}
@@ -166,6 +166,13 @@ def _conversation_findings(
     asked.update(codes_asked)
 
 
+@lru_cache(maxsize=4)
+def tracker_engine(url: str) -> Engine:
+    """A plain engine: unlike procedures_db.db.get_engine it sets no SQLite pragmas, since this
+    database belongs to Rasa and is only read here."""
+    return create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
+
+
 def _tracker_missing(url: str) -> bool:
     parsed = make_url(url)
     database = parsed.database or ""
@@ -200,7 +207,7 @@ def read_unanswered(
     """Recent unanswered messages (newest first) and the most asked procedure codes."""
     if _tracker_missing(tracker_url):
         return UnansweredReport(store_found=False)
-    engine = get_engine(tracker_url)
+    engine = tracker_engine(tracker_url)
     if not inspect(engine).has_table("events"):
         return UnansweredReport(store_found=False)
     conversations = _recent_events(engine, scan_limit)
