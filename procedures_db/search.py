@@ -60,6 +60,8 @@ _BIGRAM_FACTOR = 0.5  # a word pair counts half its own IDF
 _TYPO_CONFIDENCE = 0.8  # a word we had to correct counts 0.8 of its weight when it matches
 _SOFT_FACTOR = 0.4  # synonyms.SOFT_WORDS
 _MAX_PAIR_CORRECTIONS = 3
+_MAX_TYPO_LENGTH = 20
+_MAX_QUERY_WORDS = 64  # a chat message names its procedure well within this
 _MAX_CACHED_MASKS = 256
 _ACTION_FACTOR = 0.93  # the name adds an action (xóa, cấp lại, ...) the query did not ask for
 _NARROW_FACTOR = 0.95
@@ -311,10 +313,11 @@ def _word_factor(word: _Word) -> float:
 
 def _drop_purpose_clause(words: list[_Word]) -> list[_Word]:
     """'... lý lịch tư pháp để đi xuất khẩu lao động': the purpose names no procedure."""
+    content_before = 0
     for i, word in enumerate(words):
-        content_before = [w for w in words[:i] if not _is_stop(w)]
-        if word.accented == "để" and len(content_before) >= 2:
+        if word.accented == "để" and content_before >= 2:
             return words[:i]
+        content_before += not _is_stop(word)
     return words
 
 
@@ -393,7 +396,7 @@ class _Index:
 
     def _correct(self, word: _Word) -> list[_Word]:
         token = word.folded
-        if token in self.known or not token.isalpha():
+        if token in self.known or not token.isalpha() or len(token) > _MAX_TYPO_LENGTH:
             return [word]
         for cut in range(2, len(token) - 1):
             left, right = token[:cut], token[cut:]
@@ -457,7 +460,8 @@ class _Index:
         # "sổ không"), then shorthand and typos on the rest, then the phrases again.
         words: list[_Word] = []
         text = _LABELLED_CODE_RE.sub(" ", canonical(query))
-        for word in _rewrite(_words(text, is_canonical=True), _CITIZEN):
+        typed = _words(text, is_canonical=True)[:_MAX_QUERY_WORDS]
+        for word in _rewrite(typed, _CITIZEN):
             expansion = _CHAT.get(word.folded)
             if word.rewritten or word.accented is not None:
                 words.append(word)
