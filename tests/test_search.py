@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import insert
 
 from procedures_db import search as search_module
@@ -126,6 +128,19 @@ def test_corrected_words_never_score_like_exact_ones(full_db_engine):
     exact = first("dang ky khai sinh", full_db_engine)
     typo = first("dang ky khai sinhh", full_db_engine)
     assert exact.code == typo.code and typo.score < exact.score
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=300))
+def test_any_text_gives_ranked_scores(full_db_engine, text):
+    hits = search(text, 5, engine=full_db_engine)
+    scores = [hit.score for hit in hits]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_long_messages_are_cut_not_choked(full_db_engine):
+    assert first("đổi bằng lái xe " + "ạ " * 3000, full_db_engine).code == LICENCE_EXCHANGE
+    assert search("a" * 5000, engine=full_db_engine) == []
 
 
 def test_gibberish_finds_nothing(full_db_engine):
