@@ -108,7 +108,7 @@ def parse_search_params(query: Mapping[str, str]) -> SearchParams:
     if field and len(field) > MAX_FIELD_LENGTH:
         raise ParamError("field", f"'field' dài quá {MAX_FIELD_LENGTH} ký tự.")
     raw_limit = query.get("limit", "").strip() or str(DEFAULT_LIMIT)
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise ParamError("limit", f"'limit' phải là số nguyên từ 1 đến {MAX_LIMIT}.")
     return SearchParams(
         q=q,

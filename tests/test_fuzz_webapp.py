@@ -1,0 +1,128 @@
+"""Hostile requests to the web server's public endpoints (the chat webhook of the widget and the
+JSON API): never a 5xx, always a JSON answer, a citizen always gets a message.
+
+Rasa is unreachable here (a closed port): /api/chat must still answer with the apology. The
+Rasa-side webhook is fuzzed against the running production stack in tests/test_prod_stack.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import urllib.parse
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from procedures_db.settings import get_settings
+from scripts.stack import free_port
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
+fuzz = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+chat_bodies = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries(
+        {"sender": json_values, "message": json_values},
+        optional={"input_channel": json_values, "metadata": json_values},
+    ).map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries(
+        {
+            "sender": st.text(min_size=1, max_size=140),
+            "message": st.text(max_size=3000),
+        }
+    ).map(lambda v: json.dumps(v, ensure_ascii=False).encode()),
+)
+
+
+@pytest.fixture
+def web_client(use_full_db: str):
+    """The whole web app; Rasa is a closed port; no per-IP limit (every request is local)."""
+    from webapp.app import create_app
+
+    app_settings = dataclasses.replace(
+        get_settings(), rasa_url=f"http://127.0.0.1:{free_port()}", api_rate_limit_per_minute=0
+    )
+    loop = asyncio.new_event_loop()
+    client = TestClient(TestServer(create_app(app_settings)), loop=loop)
+    loop.run_until_complete(client.start_server())
+    yield client, loop
+    loop.run_until_complete(client.close())
+    loop.close()
+
+
+def _request(web_client, method: str, path: str, **kwargs) -> tuple[int, object]:
+    client, loop = web_client
+
+    async def call() -> tuple[int, object]:
+        response = await client.request(method, path, **kwargs)
+        text = await response.text()
+        assert response.status < 500, (path, kwargs, response.status, text[:300])
+        assert response.content_type == "application/json", (path, response.status, text[:200])
+        return response.status, json.loads(text)
+
+    return loop.run_until_complete(call())
+
+
+def test_chat_webhook_never_fails(web_client) -> None:
+    @fuzz
+    @given(chat_bodies)
+    def check(body: bytes) -> None:
+        status, answer = _request(
+            web_client,
+            "POST",
+            "/api/chat",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        assert status in (200, 400, 413), (status, answer)
+        if status == 200:
+            assert answer["messages"] and all(m.get("text") for m in answer["messages"])
+
+    check()
+
+
+def test_search_api_never_fails(web_client) -> None:
+    @fuzz
+    @given(
+        st.dictionaries(
+            st.sampled_from(["q", "limit", "field", "level", "online_level", "x"]),
+            st.text(max_size=60),
+            max_size=4,
+        )
+    )
+    def check(query: dict[str, str]) -> None:
+        status, answer = _request(
+            web_client, "GET", "/api/procedures?" + urllib.parse.urlencode(query)
+        )
+        assert status in (200, 400), (status, answer)
+
+    check()
+
+
+def test_detail_api_never_fails(web_client) -> None:
+    @fuzz
+    # "." and ".." are path navigation, resolved by the client before any request.
+    @given(st.text(min_size=1, max_size=80).filter(lambda code: code not in (".", "..")))
+    def check(code: str) -> None:
+        path = "/api/procedures/" + urllib.parse.quote(code, safe="")
+        status, answer = _request(web_client, "GET", path)
+        assert status in (200, 400, 404), (status, answer)
+
+    check()
