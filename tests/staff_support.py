@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
-import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from procedures_db.db import get_engine
 from procedures_db.settings import Settings, load_settings
@@ -53,49 +53,41 @@ async def sign_in(client, username: str, password: str = PASSWORD, next_path: st
     )
 
 
-# Rasa's SQLTrackerStore table (rasa/core/tracker_store.py, SQLEvent).
-EVENTS_DDL = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY, sender_id VARCHAR(255) NOT NULL, type_name VARCHAR(255) NOT NULL,
-    timestamp FLOAT, intent_name VARCHAR(255), action_name VARCHAR(255), data TEXT
-)
-"""
+def user(text: str, intent: str, timestamp: float):
+    from rasa.shared.core.events import UserUttered
 
-
-def user(text: str, intent: str, timestamp: float) -> dict[str, Any]:
-    return {
-        "event": "user",
-        "timestamp": timestamp,
-        "text": text,
-        "parse_data": {"intent": {"name": intent, "confidence": 0.9}, "entities": []},
-    }
+    parse = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []}
+    return UserUttered(text, intent=parse["intent"], parse_data=parse, timestamp=timestamp)
 
 
 def bot(text: str, timestamp: float, buttons: list[dict[str, str]] | None = None):
-    return {"event": "bot", "timestamp": timestamp, "text": text, "data": {"buttons": buttons}}
+    from rasa.shared.core.events import BotUttered
+
+    return BotUttered(text, data={"buttons": buttons} if buttons else {}, timestamp=timestamp)
 
 
-def slot(name: str, value: Any, timestamp: float) -> dict[str, Any]:
-    return {"event": "slot", "timestamp": timestamp, "name": name, "value": value}
+def slot(name: str, value: Any, timestamp: float):
+    from rasa.shared.core.events import SlotSet
+
+    return SlotSet(name, value, timestamp=timestamp)
 
 
-def write_tracker_events(url: str, sender_id: str, events: list[dict[str, Any]]) -> None:
-    """Store events the way Rasa's SQL tracker store does."""
-    path = url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as connection:
-        connection.execute(EVENTS_DDL)
-        connection.executemany(
-            "INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    sender_id,
-                    event["event"],
-                    event["timestamp"],
-                    (event.get("parse_data") or {}).get("intent", {}).get("name"),
-                    event.get("name") if event["event"] == "action" else None,
-                    json.dumps(event, ensure_ascii=False),
-                )
-                for event in events
-            ],
-        )
+async def save_conversation(url: str, sender_id: str, events: list) -> None:
+    """Store events with Rasa's own SQLTrackerStore, exactly as the running bot does."""
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    parsed = make_url(url)
+    store = SQLTrackerStore(
+        Domain.empty(),
+        dialect=parsed.drivername.split("+")[0],
+        host=parsed.host,
+        port=parsed.port,
+        db=parsed.database,
+        username=parsed.username,
+    )
+    try:
+        await store.save(DialogueStateTracker.from_events(sender_id, events))
+    finally:
+        store.engine.dispose()

@@ -5,30 +5,34 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
+import uuid
 
 import pytest
+import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
 from procedures_db.db import get_engine
 from procedures_db.privacy import PHONE_MASK
 from procedures_db.profile import ProvinceProfile
 from procedures_db.settings import get_settings
+from scripts.prod import ensure_postgres_database
 from tests.staff_support import (
     PASSWORD,
     app_settings,
     bot,
     csrf_token,
     new_staff_account,
+    save_conversation,
     sign_in,
     slot,
     user,
-    write_tracker_events,
 )
 from webapp import accounts, auth
 from webapp.app import create_app
 from webapp.lookup import UNKNOWN, procedure_detail, summary_script
-from webapp.unanswered import read_unanswered
+from webapp.unanswered import read_unanswered, tracker_engine
 
 LICENCE_EXCHANGE = "3.000347"
 
@@ -276,19 +280,9 @@ def test_summary_script_uses_the_province_centre_for_province_procedures():
 # ---- what the bot could not answer -------------------------------------------------------------
 
 
-def _conversations(url: str, now: float) -> None:
+def _conversations(now: float) -> dict[str, list]:
+    """Conversations as Rasa stores them: what should and should not count as unanswered."""
     t = now - 600
-    write_tracker_events(
-        url,
-        "web-fallback",
-        [
-            user("cho em hỏi sđt 0901234567 làm cái gì", "nlu_fallback", t),
-            bot("Xin lỗi, tôi chưa hiểu.", t + 1),
-        ],
-    )
-    write_tracker_events(
-        url, "web-scope", [user("thời tiết hôm nay thế nào", "out_of_scope", t + 2)]
-    )
     candidates = [
         {"code": "3.000347", "name": "Đổi giấy phép lái xe"},
         {"code": "3.000351", "name": "Đổi giấy phép lái xe của người nước ngoài"},
@@ -300,64 +294,52 @@ def _conversations(url: str, now: float) -> None:
         }
         for c in candidates
     ]
-    # Offered candidates, the citizen asked something else: abandoned.
-    write_tracker_events(
-        url,
-        "web-abandon-reply",
-        [
+    offer = [
+        bot("Bạn hỏi về thủ tục nào?", t, buttons),
+        slot("procedure_candidates", candidates, t),
+    ]
+    return {
+        "web-fallback": [
+            user("cho em hỏi sđt 0901234567 làm cái gì", "nlu_fallback", t + 1),
+            bot("Xin lỗi, tôi chưa hiểu.", t + 1),
+        ],
+        "web-scope": [user("thời tiết hôm nay thế nào", "out_of_scope", t + 2)],
+        # Offered candidates, the citizen wrote something else: abandoned.
+        "web-abandon-reply": [
             user("đổi bằng lái", "ask_procedure_info", t + 3),
-            bot("Bạn hỏi về thủ tục nào?", t + 4, buttons),
-            slot("procedure_candidates", candidates, t + 4),
+            *offer,
             user("thôi cảm ơn, mail em là a@b.vn", "thank", t + 5),
         ],
-    )
-    # Offered candidates, no reply at all: abandoned.
-    write_tracker_events(
-        url,
-        "web-abandon-silent",
-        [
-            user("gplx hết hạn", "ask_procedure_info", t + 6),
-            bot("Bạn hỏi về thủ tục nào?", t + 7, buttons),
-            slot("procedure_candidates", candidates, t + 7),
-        ],
-    )
-    # Offered candidates, the citizen typed "1" and the bot set the procedure: answered.
-    write_tracker_events(
-        url,
-        "web-chosen",
-        [
+        # Offered candidates, no reply at all: abandoned.
+        "web-abandon-silent": [user("gplx hết hạn", "ask_procedure_info", t + 6), *offer],
+        # Offered candidates, the citizen typed "1" and the bot set the procedure: answered.
+        "web-chosen": [
             user("đổi giấy phép", "ask_procedure_info", t + 8),
-            bot("Bạn hỏi về thủ tục nào?", t + 9, buttons),
-            slot("procedure_candidates", candidates, t + 9),
-            user("1", "inform", t + 10),
+            *offer,
+            user("1", "choose_procedure", t + 10),
             slot("procedure_code", "3.000347", t + 11),
             slot("procedure_code", "3.000347", t + 12),  # same conversation counts once
         ],
-    )
-    # A button click (payload with the code) is a choice too.
-    write_tracker_events(
-        url,
-        "web-clicked",
-        [
+        # A button click (payload with the code) is a choice too.
+        "web-clicked": [
             user("lái xe", "ask_procedure_info", t + 13),
             bot("Bạn hỏi về thủ tục nào?", t + 14, buttons),
             user('/choose_procedure{"procedure_code":"3.000351"}', "choose_procedure", t + 15),
             slot("procedure_code", "3.000351", t + 16),
         ],
-    )
-    write_tracker_events(
-        url,
-        "web-direct",
-        [
+        "web-direct": [
             user("đổi gplx mất bao lâu", "ask_processing_time", t + 17),
             slot("procedure_code", "3.000347", t + 18),
         ],
-    )
+    }
 
 
-def test_read_unanswered_finds_fallbacks_and_abandoned_choices(tmp_path):
-    url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
-    _conversations(url, time.time())
+async def _save_conversations(url: str) -> None:
+    for sender, events in _conversations(time.time()).items():
+        await save_conversation(url, sender, events)
+
+
+def _check_report(url: str) -> None:
     report = read_unanswered(url)
     found = {(m.reason, m.text) for m in report.messages}
     assert found == {
@@ -374,6 +356,30 @@ def test_read_unanswered_finds_fallbacks_and_abandoned_choices(tmp_path):
     assert all(len(m.conversation) == 8 and "web" not in m.conversation for m in report.messages)
 
 
+async def test_read_unanswered_finds_fallbacks_and_abandoned_choices(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
+    await _save_conversations(url)
+    _check_report(url)
+
+
+@pytest.mark.postgres
+async def test_read_unanswered_from_a_postgresql_tracker_store():
+    name = f"tthc_test_unanswered_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    ensure_postgres_database(url)
+    try:
+        await _save_conversations(url)
+        _check_report(url)
+    finally:
+        tracker_engine(url).dispose()
+        admin = sa.create_engine(
+            "postgresql://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def test_missing_tracker_store_is_reported_not_created(tmp_path):
     report = read_unanswered(f"sqlite:///{tmp_path / 'none.sqlite3'}")
     assert not report.store_found and report.messages == []
@@ -381,7 +387,7 @@ def test_missing_tracker_store_is_reported_not_created(tmp_path):
 
 
 async def test_unanswered_page_lists_masked_messages_and_top_procedures(staff_client, settings):
-    _conversations(settings.tracker_db_url, time.time())
+    await _save_conversations(settings.tracker_db_url)
     html = await (await staff_client.get("/staff/unanswered")).text()
     assert f"cho em hỏi sđt {PHONE_MASK} làm cái gì" in html and "0901234567" not in html
     assert "thời tiết hôm nay thế nào" in html and "Bỏ dở khi chọn thủ tục" in html

@@ -22,8 +22,8 @@ from tests.staff_support import (
     PASSWORD,
     app_settings,
     new_staff_account,
+    save_conversation,
     user,
-    write_tracker_events,
 )
 from webapp.app import create_app
 
@@ -151,7 +151,7 @@ async def test_procedure_page_prints_without_controls(browser, web_url, full_db_
 
 
 async def test_unanswered_page_from_tracker_events(browser, web_url, full_db_url, settings):
-    write_tracker_events(
+    await save_conversation(
         settings.tracker_db_url,
         "browser-test",
         [user("gọi lại cho em số 0912345678 nhé", "nlu_fallback", time.time())],
