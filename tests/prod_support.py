@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from hypothesis import strategies as st
 
 from scripts.load_test import tracker_turns
 from scripts.prod import ensure_postgres_database
@@ -150,3 +151,27 @@ class ThrowawayDatabase:
     def turns(self, sender: str) -> list[tuple[str, str]]:
         """(type_name, text) of the user and bot events of one conversation, in order."""
         return tracker_turns(self.url(), [sender]).get(sender, [])
+
+
+# Hostile bodies for chat webhooks: bytes, any JSON, JSON objects with hostile fields.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+chat_bodies = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries(
+        {"sender": json_values, "message": json_values},
+        optional={"input_channel": json_values, "metadata": json_values},
+    ).map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries(
+        {
+            "sender": st.text(min_size=1, max_size=140),
+            "message": st.text(max_size=3000),
+        }
+    ).map(lambda v: json.dumps(v, ensure_ascii=False).encode()),
+)

@@ -17,6 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prod_support import chat_bodies
 
 from procedures_db.settings import get_settings
 from scripts.stack import free_port
@@ -26,28 +27,6 @@ fuzz = settings(
     max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=12,
-)
-chat_bodies = st.one_of(
-    st.binary(max_size=200),
-    json_values.map(lambda v: json.dumps(v).encode()),
-    st.fixed_dictionaries(
-        {"sender": json_values, "message": json_values},
-        optional={"input_channel": json_values, "metadata": json_values},
-    ).map(lambda v: json.dumps(v).encode()),
-    st.fixed_dictionaries(
-        {
-            "sender": st.text(min_size=1, max_size=140),
-            "message": st.text(max_size=3000),
-        }
-    ).map(lambda v: json.dumps(v, ensure_ascii=False).encode()),
 )
 
 

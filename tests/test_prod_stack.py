@@ -9,6 +9,7 @@ One stack serves the whole module; tests run in file order and the last one kill
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import signal
@@ -18,7 +19,16 @@ import urllib.request
 from dataclasses import dataclass
 
 import pytest
-from prod_support import Reply, TcpProxy, ThrowawayDatabase, chat, new_sender, post_raw
+from hypothesis import given, settings
+from prod_support import (
+    Reply,
+    TcpProxy,
+    ThrowawayDatabase,
+    chat,
+    chat_bodies,
+    new_sender,
+    post_raw,
+)
 
 from bot.production.guard import RATE_LIMITED_REPLY
 from scripts.prod import ProdStack
@@ -30,6 +40,8 @@ HOTLINE = "1022"
 APOLOGY = "Xin lỗi, hệ thống đang gặp sự cố"
 SENDER_LIMIT = 6
 PROCEDURE_QUESTION = "đổi giấy phép lái xe cần giấy tờ gì"
+# Each example is a full Rasa turn: a third of the budget of the in-process fuzz tests.
+FUZZ_EXAMPLES = max(10, int(os.environ.get("FUZZ_EXAMPLES", "60")) // 3)
 
 
 @dataclass
@@ -95,6 +107,7 @@ def prod(full_db_url: str, tmp_path_factory: pytest.TempPathFactory):
     pg, redis = TcpProxy(5432), TcpProxy(6379)
     token = secrets.token_hex(16)
     stack = ProdStack(
+        model=DEFAULT_MODEL,
         rasa_port=free_port(),
         action_port=free_port(),
         web_port=free_port(),
@@ -219,6 +232,21 @@ def test_hostile_requests_are_refused_politely(prod: Prod) -> None:
         assert post_raw(url, body).status == 400, body
     long_message = chat(prod.stack.public_url, new_sender(), "thủ tục " * 400)
     assert long_message.status == 200 and "quá dài" in long_message.text
+
+
+def test_fuzz_rasa_webhook_never_fails(prod: Prod) -> None:
+    url = f"{prod.stack.public_url}/webhooks/rest/webhook"
+
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None)
+    @given(chat_bodies)
+    def check(body: bytes) -> None:
+        reply = post_raw(url, body)
+        assert reply.status in (200, 400, 413), (body, reply)
+        if reply.status == 200:
+            assert reply.texts and all(reply.texts), (body, reply)
+
+    check()
+    assert_answered(prod.chat(new_sender(), "xin chào"))
 
 
 def test_per_sender_rate_limit_is_polite_and_shared(prod: Prod) -> None:
