@@ -741,27 +741,66 @@ _LEVEL_SUFFIX_RE = re.compile(
 _TITLE_PREFIX_RE = re.compile(r"^[\s.:;,-]*(?:thủ tục\s*:?\s*)?", re.IGNORECASE)
 
 
-def short_title(name: str) -> str:
-    """A readable title of at most 60 characters for a chat button.
-
-    Drops the "Thủ tục" prefix, shortens "(thực hiện tại cấp tỉnh)" to "(cấp tỉnh)" and keeps it
-    (it is what tells same-named buttons apart), and cuts the rest at a word boundary with "…".
-    """
-    text = " ".join(nfc(name or "").split())
-    text = _TITLE_PREFIX_RE.sub("", text)
+def _title_parts(name: str) -> tuple[str, str]:
+    """The name without "Thủ tục" and trailing punctuation, and its level suffix ("(cấp tỉnh)")."""
+    text = _TITLE_PREFIX_RE.sub("", " ".join(nfc(name or "").split()))
     suffix = ""
     match = _LEVEL_SUFFIX_RE.search(text)
     if match:
         suffix = f" ({match.group(1).strip()})"
         text = text[: match.start()]
     text = text.rstrip(" .,;:")
-    if text:
-        text = text[0].upper() + text[1:]
-    room = _TITLE_MAX - len(suffix)
-    if len(text) > room:
-        cut = text[: room - 1].rsplit(" ", 1)[0].rstrip(" ,;:-(")
-        text = cut + "…"
-    return (text + suffix)[:_TITLE_MAX]
+    return (text[:1].upper() + text[1:], suffix)
+
+
+def _cut(text: str, room: int) -> str:
+    """`text` within `room` characters, cut at a word boundary with "…"."""
+    if len(text) <= room:
+        return text
+    return text[: room - 1].rsplit(" ", 1)[0].rstrip(" ,;:-(") + "…"
+
+
+def short_title(name: str) -> str:
+    """A readable title of at most 60 characters for a chat button.
+
+    Drops the "Thủ tục" prefix, shortens "(thực hiện tại cấp tỉnh)" to "(cấp tỉnh)" and keeps it
+    (it is what tells same-named buttons apart), and cuts the rest at a word boundary with "…".
+    """
+    text, suffix = _title_parts(name)
+    return (_cut(text, _TITLE_MAX - len(suffix)) + suffix)[:_TITLE_MAX]
+
+
+def _common_prefix(a: list[str], b: list[str]) -> int:
+    pairs = enumerate(zip(a, b, strict=False))  # up to the shorter one
+    return next((i for i, (x, y) in pairs if x != y), min(len(a), len(b)))
+
+
+def short_titles(names: Sequence[str]) -> list[str]:
+    """`short_title` of each name, except that names whose titles would be equal (they differ
+    after 60 characters) show the start, "…", and the words where they differ:
+    "Cấp giấy phép khai thác nước… quy mô dưới 5.000 m3/ngày đêm"."""
+    titles = [short_title(name) for name in names]
+    groups: dict[str, list[int]] = {}
+    for i, title in enumerate(titles):
+        groups.setdefault(title, []).append(i)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        parts = [_title_parts(names[i]) for i in members]
+        words = [text.split() for text, _ in parts]
+        for k, (i, (_text, suffix)) in enumerate(zip(members, parts, strict=True)):
+            name_words = words[k]
+            # Where this name parts from the most similar other one.
+            same = max(_common_prefix(name_words, other) for j, other in enumerate(words) if j != k)
+            tail = " ".join(name_words[same:])
+            if not tail:
+                continue
+            room = _TITLE_MAX - len(suffix)
+            tail = _cut(tail, room // 2)
+            head = _cut(" ".join(name_words[:same]), room - len(tail) - 1)
+            head = head if head.endswith("…") else head + "…"
+            titles[i] = f"{head} {tail}{suffix}"[:_TITLE_MAX]
+    return titles
 
 
 __all__ = [
@@ -774,4 +813,5 @@ __all__ = [
     "invalidate_index",
     "search",
     "short_title",
+    "short_titles",
 ]

@@ -22,6 +22,7 @@ from procedures_db.search import (
     invalidate_index,
     search,
     short_title,
+    short_titles,
 )
 
 QUERIES = yaml.safe_load(
@@ -371,6 +372,18 @@ def test_short_title_keeps_level_apart():
     province = short_title(long + " (thực hiện tại cấp tỉnh)")
     commune = short_title(long + " (thực hiện tại cấp xã)")
     assert province != commune and province.endswith("(cấp tỉnh)")
+
+
+def test_short_titles_tell_long_siblings_apart():
+    under = (
+        "Cấp giấy phép khai thác nước dưới đất đối với công trình có quy mô dưới 5.000 m3/ngày đêm"
+    )
+    over = "Cấp giấy phép khai thác nước dưới đất đối với công trình có quy mô từ 5.000 m3/ngày đêm"
+    assert short_title(under) == short_title(over)
+    titles = short_titles([under, over, "Đổi giấy phép lái xe"])
+    assert len(set(titles)) == 3 and all(len(t) <= 60 for t in titles)
+    assert "dưới 5.000" in titles[0] and "từ 5.000" in titles[1]
+    assert titles[2] == "Đổi giấy phép lái xe"
 
 
 # --- the index: per engine, rebuilt when data changes, thread-safe ---------------------------
