@@ -3,6 +3,7 @@ the account command line."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -65,6 +66,21 @@ async def test_pages_need_sign_in(client, path):
     response = await client.get(path, allow_redirects=False)
     assert response.status == 303
     assert response.headers["Location"] == f"/staff/login?next={path}"
+
+
+async def test_sign_in_returns_to_the_page_asked_for_with_its_query(client, full_db_url):
+    first = await client.get("/staff", params={"q": "doi gplx", "level": "tinh"})
+    assert first.url.path == "/staff/login"  # followed the redirect to the sign-in form
+    token = csrf_token(await first.text())
+    next_path = first.url.query["next"]
+    assert f'name="next" value="{html.escape(next_path)}"' in await first.text()
+    response = await client.post(
+        "/staff/login",
+        data={"username": new_staff_account(full_db_url), "password": PASSWORD,
+              "csrf_token": token, "next": next_path},
+    )  # fmt: skip
+    assert response.status == 200 and response.url.path == "/staff"
+    assert dict(response.url.query) == {"q": "doi gplx", "level": "tinh"}
 
 
 async def test_staff_search_json_needs_sign_in(client):

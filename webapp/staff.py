@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from string import Template
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -150,7 +151,7 @@ def require_staff(handler: Handler, *, as_json: bool = False) -> Handler:
         if identity is None:
             if as_json:
                 return error_response(401, "not_signed_in", "Cần đăng nhập.")
-            raise web.HTTPSeeOther(f"/staff/login?next={h(request.path_qs)}")
+            raise web.HTTPSeeOther(f"/staff/login?next={quote(request.path_qs, safe='/')}")
         request["staff"] = identity
         return await handler(request)
 
