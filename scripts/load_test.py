@@ -54,6 +54,25 @@ class PhaseResult:
     lost: int
     duplicated: int
     unanswered: int
+    # CPU seconds each process used during the phase, and its resident memory after it.
+    cpu_s: dict[str, float]
+    rss_mb: dict[str, int]
+
+
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_rss_mb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+def _python_processes(stack: ProdStack) -> dict[str, int]:
+    return {name: p.pid for name, p in stack.processes.items() if name != "nginx"}
 
 
 def tracker_turns(url: str, senders: list[str]) -> dict[str, list[tuple[str, str]]]:
@@ -114,15 +133,18 @@ def run_locust(host: str, users: int, duration_s: int, work: Path, name: str) ->
 def run_phase(stack: ProdStack, tracker_url: str, replicas: int, args, work: Path) -> PhaseResult:
     stack.route_to_replicas(replicas)
     run_locust(stack.public_url, 10, 10, work, f"warmup-{replicas}")
+    pids = _python_processes(stack)
+    cpu_before = {name: _proc_cpu_s(pid) for name, pid in pids.items()}
     stats, sent = run_locust(stack.public_url, args.users, args.duration, work, f"r{replicas}")
+    cpu = {name: round(_proc_cpu_s(pid) - cpu_before[name], 1) for name, pid in pids.items()}
     outcomes = Counter(record["outcome"] for record in sent)
     tracker = check_tracker(tracker_url, sent)
     return PhaseResult(
         replicas=replicas,
         users=args.users,
         duration_s=args.duration,
-        messages=int(stats["Request Count"]),
-        messages_per_s=round(float(stats["Requests/s"]), 1),
+        messages=len(sent),
+        messages_per_s=round(len(sent) / args.duration, 1),
         p50_ms=float(stats["50%"]),
         p95_ms=float(stats["95%"]),
         p99_ms=float(stats["99%"]),
@@ -130,6 +152,8 @@ def run_phase(stack: ProdStack, tracker_url: str, replicas: int, args, work: Pat
         errors=outcomes["error"],
         apologies=outcomes["apology"],
         **tracker,
+        cpu_s=cpu,
+        rss_mb={name: _proc_rss_mb(pid) for name, pid in pids.items()},
     )
 
 
@@ -145,6 +169,9 @@ def markdown(results: list[PhaseResult]) -> str:
             f"| {r.p95_ms:g} | {r.p99_ms:g} | {r.max_ms} | {r.errors} | {r.apologies} "
             f"| {r.lost} | {r.duplicated} | {r.unanswered} |"
         )
+    for r in results:
+        usage = ", ".join(f"{name} {r.cpu_s[name]} s / {r.rss_mb[name]} MB" for name in r.cpu_s)
+        lines.append(f"\n{r.replicas} replica(s), CPU seconds / memory per process: {usage}")
     return "\n".join(lines)
 
 
@@ -188,7 +215,7 @@ def main() -> int:
         print(f"Stack up in {time.monotonic() - started:.0f} s; logs in {work}", flush=True)
         for count in counts:
             results.append(run_phase(stack, tracker_url, count, args, work))
-            print(markdown(results[-1:]).splitlines()[-1], flush=True)
+            print(markdown(results[-1:]).splitlines()[2], flush=True)
     finally:
         stack.stop()
         admin = sa.create_engine(
