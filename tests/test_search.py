@@ -287,7 +287,7 @@ def test_clear_winner_rule():
     assert has_clear_winner([hit("a", 0.9)])
     assert not has_clear_winner([hit("a", 0.3)])
     assert has_clear_winner([hit("a", 0.9), hit("b", 0.9 - search_module.CLEAR_MARGIN)])
-    assert not has_clear_winner([hit("a", 0.9), hit("b", 0.85)])
+    assert not has_clear_winner([hit("a", 0.9), hit("b", 0.9 - search_module.CLEAR_MARGIN / 2)])
     assert has_clear_winner([hit("a", 1.0), hit("b", 0.99)])  # a code hit
 
 
