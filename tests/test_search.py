@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -11,10 +12,11 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert, text
 
 from procedures_db import search as search_module
 from procedures_db.db import create_schema, get_engine
+from procedures_db.importers import run_import
 from procedures_db.models import ImportRun, Procedure
 from procedures_db.search import (
     SearchHit,
@@ -24,6 +26,7 @@ from procedures_db.search import (
     short_title,
     short_titles,
 )
+from tests.conftest import data_path
 
 QUERIES = yaml.safe_load(
     (Path(__file__).parent / "data" / "search_queries.yml").read_text(encoding="utf-8")
@@ -442,3 +445,32 @@ def test_concurrent_searches_agree(full_db_url):
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda q: (q, search(q, 5, engine=engine)), queries))
     assert all(hits == expected[q] for q, hits in results)
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_search_on_postgresql(tmp_path):
+    """The same search over the production database: JSON levels, version check, filters."""
+    url = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    schema = f"search_test_{os.getpid()}"
+    admin = create_engine(url, future=True)
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    engine = create_engine(url, future=True, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        create_schema(engine)
+        run_import([data_path("national-api-sample")], overlay=None, engine=engine)
+        hits = search("nop tien trong rung thay the", 3, engine=engine)
+        assert hits[0].code == "1.007916" and has_clear_winner(hits)
+        assert search("mã 1.012590", engine=engine)[0].score == 1.0
+        by_level = search("đăng ký", 10, engine=engine, level="xa")
+        assert by_level and all("xa" in hit.levels for hit in by_level)
+    finally:
+        invalidate_index(engine)
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
