@@ -68,6 +68,7 @@ _MAX_CACHED_MASKS = 256
 _ACTION_FACTOR = 0.93  # the name adds an action (xóa, cấp lại, ...) the query did not ask for
 _NARROW_FACTOR = 0.95
 _MINISTRY_ONLY_FACTOR = 0.985
+_UNKNOWN_WORD_SHARE = 0.5  # of the rarest word's IDF, for a query word no name has
 _ACCENT_CREDIT = 0.5  # a name word with other accents than the citizen typed (thuê for thuế)
 
 _NO_IDS = np.array([], dtype=np.int64)
@@ -182,7 +183,7 @@ _CHAT = {
     key: [_fold(w) for w in _WORD_RE.findall(value)] for key, value in CHAT_ABBREVIATIONS.items()
 }
 _DEFAULT_ACTION = _phrase_table(synonyms.DEFAULT_ACTION_TERMS)
-_RESIDENCE_IMPORT = _phrase_table(dict([synonyms.RESIDENCE_IMPORT]))
+_RESIDENCE = _phrase_table(synonyms.RESIDENCE_TERMS)
 _GOODS_FOLDED = {_fold(w) for w in synonyms.GOODS_WORDS}
 _STOP_FOLDED_SAFE = {_fold(w) for w in synonyms.STOP_WORDS} - synonyms.AMBIGUOUS_FOLDED
 _SOFT_FOLDED = {_fold(w) for w in synonyms.SOFT_WORDS}
@@ -390,6 +391,7 @@ class _Index:
         self.postings = {
             t: (np.array(ids, dtype=np.int32), np.array(fs)) for t, (ids, fs) in postings.items()
         }
+        self.unknown_word_weight = _UNKNOWN_WORD_SHARE * max(self.idf.values(), default=0.0)
         self.name_weight = np.array(
             [sum(self.idf[t] for t in terms if " " not in t) or 1.0 for terms in name_terms]
         )
@@ -474,7 +476,7 @@ class _Index:
         words = _rewrite(words, _QUESTIONS)
         words = _drop_purpose_clause(words)
         if not _GOODS_FOLDED & {w.folded for w in words}:
-            words = _rewrite(words, _RESIDENCE_IMPORT)
+            words = _rewrite(words, _RESIDENCE)
         if not _mentions_action(words):
             words = _rewrite(words, _DEFAULT_ACTION)
         words = _rewrite(_rewrite(words, _CITIZEN), _CONCEPTS)
@@ -526,6 +528,9 @@ class _Index:
         for term in terms:
             alternatives = [a for a in term.alternatives if a in self.postings]
             if not alternatives:
+                if term.is_word and term.text.isalpha():
+                    # A word no procedure name has ("karaoke"): the match is that much weaker.
+                    total += term.factor * self.unknown_word_weight
                 continue
             group = len(term.alternatives) > 1
             best = np.zeros(n)

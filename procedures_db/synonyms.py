@@ -100,6 +100,10 @@ CITIZEN_TERMS: dict[str, str] = {
     "nhận mẹ con": "nhận cha mẹ con",
     "đổi tên trong giấy khai sinh": "thay đổi cải chính hộ tịch",
     "đổi tên cho con": "thay đổi cải chính hộ tịch",
+    "đổi tên con": "thay đổi cải chính hộ tịch",
+    "đổi họ cho con": "thay đổi cải chính hộ tịch",
+    "đổi họ con": "thay đổi cải chính hộ tịch",
+    "sửa giấy khai sinh": "thay đổi cải chính hộ tịch",
     "đổi họ tên": "thay đổi cải chính hộ tịch",
     "thay đổi họ tên": "thay đổi cải chính hộ tịch",
     "ghi chú ly hôn": "ghi vào sổ hộ tịch việc ly hôn",
@@ -318,8 +322,12 @@ STOP_WORDS: frozenset[str] = frozenset(
 # and "can" are dropped: the names' "lâm" and "căn" phrases are kept by CITIZEN_TERMS/CONCEPTS.)
 AMBIGUOUS_FOLDED: frozenset[str] = frozenset({"thi", "di", "de", "moi", "va", "co", "chi", "minh"})
 
-# "nhập khẩu" is a citizen's word for moving residence (nhập hộ khẩu) unless goods are named.
-RESIDENCE_IMPORT = ("nhập khẩu", "đăng ký thường trú")
+# "nhập khẩu" / "chuyển khẩu" are a citizen's words for moving residence (nhập, chuyển hộ khẩu)
+# unless goods are named (then they are import and transshipment).
+RESIDENCE_TERMS: dict[str, str] = {
+    "nhập khẩu": "đăng ký thường trú",
+    "chuyển khẩu": "đăng ký thường trú",
+}
 GOODS_WORDS: frozenset[str] = frozenset(
     {"xe", "hàng", "hóa", "thuốc", "phép", "kiểm", "máy", "thiết", "giống", "pháo", "tàu"}
 )

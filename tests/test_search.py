@@ -189,6 +189,14 @@ def test_citizen_words(full_db_engine, query, acceptable):
 def test_imported_goods_are_not_residence(full_db_engine):
     hit = first("đăng ký xe nhập khẩu", full_db_engine)
     assert hit.code == "1.013066"
+    assert first("thủ tục chuyển khẩu", full_db_engine).code == PERMANENT_RESIDENCE
+    assert first("chuyển khẩu hàng hóa", full_db_engine).field == "Hải quan"
+
+
+def test_words_no_name_has_weaken_the_match(full_db_engine):
+    known = first("giấy phép kinh doanh", full_db_engine)
+    unknown = first("giấy phép kinh doanh karaoke", full_db_engine)
+    assert unknown.score < known.score - 0.1
 
 
 # --- codes -----------------------------------------------------------------------------------
