@@ -13,7 +13,8 @@ Ranking (measured against alternatives in BENCHMARKS.md, "Search"):
    words the index knows, times 0.8 + 0.2 x the share of the name the query covers (so the general
    "Đăng ký khai sinh" beats "Đăng ký khai sinh có yếu tố nước ngoài"). A word the citizen typed
    with accents counts half where the name spells it with other accents (thuế is not thuê); a
-   typo-corrected word counts 0.8; words that say why (bị mất, lần đầu) count 0.4.
+   typo-corrected word counts 0.8; words that say why (bị mất, lần đầu) count 0.4; a word no
+   name has ("karaoke") matches nothing but weighs half the rarest word's IDF in the total.
 4. Small priors break ties the way a citizen means them: x0.95 for narrow variants ("có yếu tố
    nước ngoài", "lưu động", "khu vực biên giới", "cấp trung ương", specialised sectors) unless the
    query mentions them, x0.93 for each action the name adds to the query (xóa, cấp lại, thu hồi,
