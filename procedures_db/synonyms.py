@@ -1,14 +1,20 @@
-"""Citizen vocabulary for procedure search.
+"""Citizen vocabulary for procedure search (`procedures_db.search`).
 
-All phrases are written with accents for readability and compared accent-folded
-(`procedures_db.text.tokens`). Three tables:
+Phrases are written with accents for readability; search compares them accent-folded and lower
+case, word by word, longest phrase first.
 
-- CONCEPTS: spellings of one thing that procedure names themselves vary on. Applied to the names
-  AND to queries, so "trách nhiệm hữu hạn" in a name meets "tnhh" in a query.
-- CITIZEN_TERMS: what citizens say -> how the names say it. Applied to queries only (twice, so an
-  abbreviation can feed a phrase). "a|b" means either phrase (counted once, the better match);
-  "~word" is a hint that counts as fully when found in the procedure's field as in its name.
-- QUESTION_PHRASES / STOP_WORDS: chat fluff and question words that name no procedure.
+- CONCEPTS: spellings of one thing that procedure names themselves vary on, applied to the names
+  AND to queries, so "trách nhiệm hữu hạn" in a name meets "tnhh" in a query. Identity entries
+  ("lâm nghiệp") only keep a phrase from losing a word that is a chat word elsewhere ("làm").
+- CITIZEN_TERMS: what citizens say -> how the names say it, queries only: once before chat
+  shorthand is expanded (so "so hong" stays sổ hồng) and once after question words are dropped
+  (so an abbreviation can feed a phrase). "a|b" means either phrase (counted once, the better
+  match); "~word" is a hint that counts as fully in the procedure's field as in its name.
+- DEFAULT_ACTION_TERMS, RESIDENCE_TERMS: citizen words whose meaning depends on the rest of the
+  query.
+- QUESTION_PHRASES, STOP_WORDS, AMBIGUOUS_FOLDED, SOFT_WORDS: words that name no procedure, or
+  count for less.
+- NARROW_VARIANTS, ACTIONS: what a name adds that a citizen rarely means unless they say it.
 """
 
 from __future__ import annotations
