@@ -10,7 +10,7 @@ Ranking (measured against alternatives in BENCHMARKS.md, "Search"):
    citizen words are rewritten into the words the names use (`procedures_db.synonyms`).
 3. Every procedure is scored by weighted coverage: the IDF weight of the query's words and word
    pairs found in its name (found only in its field: a quarter) over the weight of all query
-   words the index knows, times 0.8 + 0.2 x the share of the name the query covers (so the general
+   words and pairs, times 0.8 + 0.2 x the share of the name the query covers (so the general
    "Đăng ký khai sinh" beats "Đăng ký khai sinh có yếu tố nước ngoài"). A word the citizen typed
    with accents counts half where the name spells it with other accents (thuế is not thuê); a
    typo-corrected word counts 0.8; words that say why (bị mất, lần đầu) count 0.4; a word no
@@ -26,7 +26,9 @@ first hit may be taken without asking the citizen to choose.
 The index lives in memory, one per engine, built on first use from (code, name, field, levels,
 online_level) and rebuilt when the data version changes (latest ImportRun id, latest procedure
 id, procedure count), checked at most every `VERSION_CHECK_INTERVAL_S` seconds or forced with
-`invalidate_index()`. Searching only reads immutable arrays, so it is thread-safe.
+`invalidate_index()`. Searching reads the index without changing it (apart from a small cache of
+filter masks, replaced whole), so threads (asyncio.to_thread) can share it. A message is read up
+to its first 64 words.
 """
 
 from __future__ import annotations
