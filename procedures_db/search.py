@@ -26,9 +26,9 @@ first hit may be taken without asking the citizen to choose.
 The index lives in memory, one per engine, built on first use from (code, name, field, levels,
 online_level) and rebuilt when the data version changes (latest ImportRun id, latest procedure
 id, procedure count), checked at most every `VERSION_CHECK_INTERVAL_S` seconds or forced with
-`invalidate_index()`. Searching reads the index without changing it (apart from a small cache of
-filter masks, replaced whole), so threads (asyncio.to_thread) can share it. A message is read up
-to its first 64 words.
+`invalidate_index()`. Searching reads the index without changing it (apart from a small dict of
+filter masks, whose single-key updates are atomic), so threads (asyncio.to_thread) can share it.
+A message is read up to its first 64 words.
 """
 
 from __future__ import annotations
