@@ -9,11 +9,13 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.formatting import trim
 from actions.questions import parse_choice, procedure_words
 from procedures_db.search import short_title
 from procedures_db.text import tokens
 
 MAX_CANDIDATES = 5
+CLOSE_SHARE = 0.75  # candidates scoring below this share of the best one are noise
 CANDIDATES_SLOT = "procedure_candidates"
 PENDING_FACTS_SLOT = "pending_facts"
 
@@ -26,9 +28,16 @@ def offer(
     dispatcher: CollectingDispatcher, hits: list[Any], facts: list[str]
 ) -> list[dict[str, Any]]:
     """List up to five candidates, numbered and as buttons; remember them and the question."""
-    candidates = [{"code": hit.code, "name": hit.name} for hit in hits[:MAX_CANDIDATES]]
-    lines = ["Có một số thủ tục gần với câu hỏi của bạn. Bạn hỏi về thủ tục nào?"]
-    lines += [f"{i}. {c['name']} (mã {c['code']})" for i, c in enumerate(candidates, start=1)]
+    close = [hit for hit in hits if hit.score >= CLOSE_SHARE * hits[0].score] or hits
+    candidates = [{"code": hit.code, "name": hit.name} for hit in close[:MAX_CANDIDATES]]
+    lines = [
+        "Có một số thủ tục gần với câu hỏi của bạn. Bạn hỏi về thủ tục nào?"
+        if len(candidates) > 1
+        else "Có phải bạn hỏi về thủ tục này không?"
+    ]
+    lines += [
+        f"{i}. {trim(c['name'], 120)} (mã {c['code']})" for i, c in enumerate(candidates, start=1)
+    ]
     lines.append("Bạn bấm nút hoặc gõ số thứ tự (ví dụ: 1).")
     buttons = [
         {"title": short_title(c["name"]), "payload": choose_payload(c["code"])} for c in candidates

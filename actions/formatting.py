@@ -46,6 +46,8 @@ def clean(value: Any) -> str | None:
     if value is None:
         return None
     text = " ".join(str(value).split()).strip(" -;,.")
+    if text.startswith("(") and text.endswith(")") and text.count("(") == 1:
+        text = text[1:-1].strip(" -;,.")  # the scraper wrapped some descriptions in brackets
     return None if fold_accents(text).lower() in _MISSING else text
 
 
@@ -171,12 +173,12 @@ def place_text(details: ProcedureDetails, profile: ProvinceProfile) -> str:
         lines.append(f"- Nộp trực tiếp tại {where}{hours}")
     if "xa" in levels and profile.commune_one_stop:
         lines.append(f"- Cấp xã: {profile.commune_one_stop}")
+    if not lines:
+        lines.append(f"- Cơ quan tiếp nhận: chưa có thông tin. {contact_hint(profile)}")
     if _has_method(details, "truc_tuyen"):
         lines.append(f"- Nộp trực tuyến: {portal_url(details, profile)}")
     if _has_method(details, "buu_chinh"):
         lines.append("- Hoặc gửi hồ sơ qua dịch vụ bưu chính.")
-    if not lines:
-        return not_available(Fact.PLACE, profile)
     return "Nơi nộp hồ sơ:\n" + "\n".join(lines)
 
 
@@ -296,4 +298,5 @@ def procedure_answer(
     parts += [fact_text(fact, details, profile, level_scale=level_scale) for fact in facts]
     if clean(details.source_url):
         parts.append(f"Nguồn: {clean(details.source_url)}")
-    return "\n\n".join(parts)
+    # One message: Rasa's REST channel splits a text at blank lines into separate messages.
+    return "\n".join(parts)

@@ -3,15 +3,14 @@
 How a message is tied to a procedure (follow-up versus switch):
 1. a picked candidate (button payload, typed number or name) after a disambiguation;
 2. a procedure code (entity `procedure_code` or a code typed in the text) -> that code;
-3. a `procedure` entity span -> search(span): a clear winner switches to it; if the current
-   procedure is among the hits it stays (follow-up); otherwise the hits are offered;
-4. no entity: if the message, without question and filler words, keeps fewer than two words
-   ("còn lệ phí thì sao?", "nộp ở đâu vậy?") it is a follow-up on the current procedure;
-   otherwise the whole message is searched, then the message without its question words if
-   that finds no clear winner. A clear winner switches (or stays, if it is the current one).
-   Without a clear winner the current procedure stays when it is among the hits or the hits
-   do not cover the words (a follow-up with more detail: "người nước ngoài có làm được
-   không"); else the hits are offered.
+3. no `procedure` entity and, without question and filler words, fewer than two words left
+   ("còn lệ phí thì sao?", "nộp ở đâu vậy?"): a follow-up on the current procedure;
+4. otherwise search the `procedure` entity span, the whole message and the message without
+   its question words; a clear winner switches (or stays, if it is the current one); clear
+   winners that disagree are decided by how much of the message their names cover. Without
+   a clear winner the current procedure stays when any search found it or the best hits do
+   not cover the message's words (a follow-up with more detail: "người nước ngoài có làm
+   được không"); else the best hits are offered.
 The facts asked come from the intent plus cue words (multi-question messages); after a
 disambiguation the original question, kept in the `pending_facts` slot, is answered.
 """
@@ -61,10 +60,26 @@ def entity_values(tracker: Tracker, name: str) -> list[str]:
     return [str(v) for v in tracker.get_latest_entity_values(name) if v]
 
 
-def _covers(words: list[str], name: str) -> bool:
-    """Most of the message's procedure words appear in this procedure name."""
+def procedure_span(tracker: Tracker, text: str) -> str | None:
+    """The `procedure` entity, from its first to its last piece: the entity extractor often cuts
+    one name into fragments ("khai" + "tạm vắng" in "khai báo tạm vắng mất bao lâu")."""
+    pieces = [
+        e
+        for e in tracker.latest_message.get("entities") or []
+        if e.get("entity") == "procedure" and e.get("value")
+    ]
+    if not pieces:
+        return None
+    starts, ends = [e.get("start") for e in pieces], [e.get("end") for e in pieces]
+    if None in starts or None in ends:
+        return " ".join(str(e["value"]) for e in pieces)
+    return text[min(starts) : max(ends)]
+
+
+def coverage(words: list[str], name: str) -> float:
+    """The share of the message's procedure words that appear in this procedure name."""
     name_words = set(tokens(name))
-    return sum(w in name_words for w in words) >= 0.75 * len(words)
+    return sum(w in name_words for w in words) / len(words) if words else 1.0
 
 
 async def find_target(tracker: Tracker, text: str, current: str | None) -> Target:
@@ -74,30 +89,26 @@ async def find_target(tracker: Tracker, text: str, current: str | None) -> Targe
     codes = entity_values(tracker, "procedure_code") + codes_in(text)
     if codes:
         return Target(code=codes[0])
-    for span in entity_values(tracker, "procedure"):
-        hits = await lookup.search_procedures(span)
-        if hits and has_clear_winner(hits):
-            return Target(code=hits[0].code)
-        if current and current in [hit.code for hit in hits]:
-            return Target(code=current)
-        if hits:
-            return Target(hits=hits)
+    span = procedure_span(tracker, text)
     words = procedure_words(text)
-    if current and len(words) < 2:
+    if current and not span and len(words) < 2:
         return Target(code=current)
-    if not words:
+    if not span and not words:
         return Target(ask_which=True)
-    hits = await lookup.search_procedures(text)
-    phrase = procedure_phrase(text)
-    if not has_clear_winner(hits) and phrase and phrase != text:
-        # The question words can outweigh a short name ("nộp" in "đăng ký thường trú nộp ở
-        # đâu" also matches "Đăng ký thuế ... nộp thay"): try the name alone.
-        hits = await lookup.search_procedures(phrase) or hits
-    if hits and has_clear_winner(hits):
-        return Target(code=hits[0].code)
-    if current and (
-        not hits or current in [hit.code for hit in hits] or not _covers(words, hits[0].name)
-    ):
+    # The span first, then the whole message, then the message without its question words
+    # (which can outweigh a short name: "nộp" in "đăng ký thường trú nộp ở đâu" also matches
+    # "Đăng ký thuế ... nộp thay").
+    queries = list(dict.fromkeys(q for q in (span, text, procedure_phrase(text)) if q))
+    results = [await lookup.search_procedures(query) for query in queries]
+    winners = [hits[0] for hits in results if has_clear_winner(hits)]
+    if winners:
+        # Clear winners that disagree: the name that covers most of the message's words
+        # ("xóa đăng ký thường trú" when the entity kept only "đăng ký thường trú").
+        best = max(winners, key=lambda hit: coverage(words, hit.name))
+        return Target(code=best.code)
+    hits = max(results, key=lambda h: h[0].score if h else 0.0)
+    found = {hit.code for result in results for hit in result}
+    if current and (not hits or current in found or coverage(words, hits[0].name) < 0.75):
         return Target(code=current)
     return Target(hits=hits)
 

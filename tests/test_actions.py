@@ -42,6 +42,11 @@ def rule_routes() -> dict[str, str]:
 ROUTES = rule_routes()
 
 
+def fragment(text: str, piece: str) -> dict[str, Any]:
+    start = text.index(piece)
+    return {"entity": "procedure", "value": piece, "start": start, "end": start + len(piece)}
+
+
 class Chat:
     """One citizen's conversation: slots carried from turn to turn."""
 
@@ -49,7 +54,11 @@ class Chat:
         self.slots: dict[str, Any] = {"fallback_count": 0.0, **(slots or {})}
         self.messages: list[dict[str, Any]] = []
 
-    async def say(self, text: str, intent: str, **entities: str) -> str:
+    async def say(
+        self, text: str, intent: str, *, pieces: tuple[str, ...] = (), **entities: str
+    ) -> str:
+        """One turn. `pieces`: `procedure` entity fragments, located in the text as the NLU
+        would report them; keyword arguments: whole entities by name."""
         action_name = ROUTES[intent]
         if action_name.startswith("utter_"):
             self.messages = [{"text": DOMAIN["responses"][action_name][0]["text"]}]
@@ -57,7 +66,8 @@ class Chat:
         latest = {
             "text": text,
             "intent": {"name": intent, "confidence": 0.9},
-            "entities": [{"entity": name, "value": value} for name, value in entities.items()],
+            "entities": [{"entity": name, "value": value} for name, value in entities.items()]
+            + [fragment(text, piece) for piece in pieces],
         }
         tracker = Tracker("citizen", dict(self.slots), latest, [], False, None, {}, "action_listen")
         dispatcher = CollectingDispatcher()
@@ -244,6 +254,27 @@ async def test_naming_another_procedure_switches(use_full_db: str) -> None:
     assert chat.slots["procedure_code"] == "1.000894"
     again = await chat.say("lệ phí bao nhiêu", "ask_fee")
     assert "Mã TTHC: 1.000894" in again
+
+
+async def test_entity_fragments_are_read_as_one_name(use_full_db: str) -> None:
+    text = "khai báo tạm vắng mất bao lâu"
+    reply = await Chat().say(text, "ask_processing_time", pieces=("khai", "tạm vắng"))
+    assert "Mã TTHC: 1.003677" in reply  # Khai báo tạm vắng
+    assert "1 ngày làm việc" in reply
+
+
+async def test_words_outside_the_entity_still_count(use_full_db: str) -> None:
+    # The entity kept "đăng ký thường trú"; the citizen asked about "Xóa đăng ký thường trú".
+    text = "xóa đăng ký thường trú mất mấy ngày"
+    reply = await Chat().say(text, "ask_processing_time", procedure="đăng ký thường trú")
+    assert "Mã TTHC: 1.003197" in reply
+
+
+async def test_an_answer_is_one_message(use_full_db: str) -> None:
+    chat = Chat()
+    await chat.say("đổi bằng lái hết bao nhiêu, nộp ở đâu", "ask_fee", procedure_code=LICENCE)
+    assert len(chat.messages) == 1
+    assert "\n\n" not in chat.messages[0]["text"]  # the REST channel splits at blank lines
 
 
 async def test_switch_by_code_in_the_text(use_full_db: str) -> None:

@@ -134,5 +134,6 @@ def test_a_record_without_values_never_gets_a_guess() -> None:
         Details(), list(Fact)[1:], ProvinceProfile(hotline="1022", opening_hours="7h-17h")
     )
     assert "Mã TTHC: 9.999999" in answer
-    assert answer.count("Cơ sở dữ liệu chưa có thông tin") == 6
-    assert "1022 (7h-17h)" in answer
+    assert answer.count("Cơ sở dữ liệu chưa có thông tin") == 5
+    assert "Cơ quan tiếp nhận: chưa có thông tin" in answer
+    assert answer.count("1022 (7h-17h)") == 6
