@@ -165,13 +165,24 @@ def _safe_next(target: str) -> str:
 
 
 def _login_form(
-    request: web.Request, *, message: str = "", username: str = "", status: int = 200
+    request: web.Request,
+    *,
+    next_path: str,
+    message: str = "",
+    username: str = "",
+    status: int = 200,
 ) -> web.Response:
     csrf = secrets.token_urlsafe(32)
     notice = Safe(f'<p class="error" role="alert">{h(message)}</p>') if message else Safe("")
-    next_path = _safe_next(request.query.get("next", "/staff"))
     content = render(
-        "login.html", message=notice, csrf_token=csrf, next=next_path, username=username
+        "login.html",
+        message=notice,
+        csrf_token=csrf,
+        next=_safe_next(next_path),
+        username=username,
+        # After a failed attempt the name is filled in: the password is what to retype.
+        username_focus=Safe("" if username else " autofocus"),
+        password_focus=Safe(" autofocus" if username else ""),
     )
     response = page("Đăng nhập", content, status=status)
     _set_cookie(request, response, LOGIN_CSRF_COOKIE, csrf)
@@ -179,14 +190,14 @@ def _login_form(
 
 
 async def login_page(request: web.Request) -> web.Response:
-    return _login_form(request)
+    return _login_form(request, next_path=request.query.get("next", "/staff"))
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
+    retry = functools.partial(_login_form, request, next_path=str(form.get("next", "/staff")))
     if not auth.tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf_token")):
-        return _login_form(request, message="Phiên đăng nhập đã hết hạn, vui lòng thử lại.",
-                           status=403)  # fmt: skip
+        return retry(message="Phiên đăng nhập đã hết hạn, vui lòng thử lại.", status=403)
     username = auth.normalize_username(str(form.get("username", "")))[:64]
     password = str(form.get("password", ""))[:256]
     ip_key, user_key = request.remote or "unknown", username
@@ -195,16 +206,14 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if wait_s:
         minutes = int(wait_s // 60) + 1
         message = f"Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau {minutes} phút."
-        return _login_form(request, message=message, username=username, status=429)
+        return retry(message=message, username=username, status=429)
     engine = _engine(request)
     settings = _settings(request)
     account_id = await call_blocking(settings, auth.authenticate, username, password, engine=engine)
     if account_id is None:
         users.record_failure(user_key)
         ips.record_failure(ip_key)
-        return _login_form(
-            request, message="Sai tên đăng nhập hoặc mật khẩu.", username=username, status=401
-        )
+        return retry(message="Sai tên đăng nhập hoặc mật khẩu.", username=username, status=401)
     users.reset(user_key)
     token = await call_blocking(settings, auth.open_session, account_id, engine=engine)
     response = web.HTTPSeeOther(_safe_next(str(form.get("next", "/staff"))))
