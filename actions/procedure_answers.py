@@ -12,7 +12,8 @@ How a message is tied to a procedure (follow-up versus switch):
    not cover the message's words (a follow-up with more detail: "người nước ngoài có làm
    được không"); else the best hits are offered.
 The facts asked come from the intent plus cue words (multi-question messages); after a
-disambiguation the original question, kept in the `pending_facts` slot, is answered.
+disambiguation the original question, kept in the `pending_facts` slot, is answered; "còn X
+thì sao?" asks the last question (`last_facts`) again about X.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from actions.disambiguation import CANDIDATES_SLOT, PENDING_FACTS_SLOT, offer, p
 from actions.formatting import contact_hint, procedure_answer
 from actions.questions import (
     Fact,
+    asks_same_again,
     codes_in,
     facts_asked,
     mentions_level_number,
@@ -42,6 +44,7 @@ from procedures_db.text import tokens
 
 PROCEDURE_SLOT = "procedure_code"
 FALLBACK_COUNT_SLOT = "fallback_count"
+LAST_FACTS_SLOT = "last_facts"
 CHOOSE_INTENT = "choose_procedure"
 EXAMPLES = 'Ví dụ: "Đổi giấy phép lái xe cần giấy tờ gì?" hoặc "Đăng ký khai sinh ở đâu?"'
 
@@ -113,15 +116,26 @@ async def find_target(tracker: Tracker, text: str, current: str | None) -> Targe
     return Target(hits=hits)
 
 
+def _slot_facts(tracker: Tracker, slot: str) -> list[Fact]:
+    return [Fact(f) for f in tracker.get_slot(slot) or []]
+
+
 def facts_for(tracker: Tracker, target: Target) -> list[Fact]:
-    """The question to answer: a pick answers the pending one, else intent + cue words."""
+    """The question to answer: a pick answers the pending one, "còn X thì sao?" repeats the
+    last one, else the intent plus cue words."""
     latest = tracker.latest_message
-    pending = [Fact(f) for f in tracker.get_slot(PENDING_FACTS_SLOT) or []]
+    text = latest.get("text") or ""
+    pending = _slot_facts(tracker, PENDING_FACTS_SLOT)
     intent = (latest.get("intent") or {}).get("name")
     if intent == CHOOSE_INTENT or target.picked:
         return pending or [Fact.OVERVIEW]
-    facts = facts_asked(intent, latest.get("text") or "")
-    return pending if facts == [Fact.OVERVIEW] and pending else facts
+    facts = facts_asked(intent, text)
+    if facts != [Fact.OVERVIEW]:
+        return facts
+    if pending:
+        return pending
+    last = _slot_facts(tracker, LAST_FACTS_SLOT)
+    return last if last and asks_same_again(text) else facts
 
 
 async def contact_profile() -> ProvinceProfile:
@@ -141,9 +155,10 @@ async def apologize(dispatcher: CollectingDispatcher) -> list[dict[str, Any]]:
     return []
 
 
-def answered(code: str) -> list[dict[str, Any]]:
+def answered(code: str, facts: list[Fact]) -> list[dict[str, Any]]:
     return [
         SlotSet(PROCEDURE_SLOT, code),
+        SlotSet(LAST_FACTS_SLOT, [fact.value for fact in facts]),
         SlotSet(CANDIDATES_SLOT, None),
         SlotSet(PENDING_FACTS_SLOT, None),
         SlotSet(FALLBACK_COUNT_SLOT, 0.0),
@@ -164,7 +179,7 @@ async def answer_code(
     dispatcher.utter_message(
         text=procedure_answer(details, facts, profile, level_scale=level_scale)
     )
-    return answered(details.code)
+    return answered(details.code, facts)
 
 
 async def respond(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:

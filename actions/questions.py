@@ -240,6 +240,16 @@ def facts_asked(intent: str | None, text: str) -> list[Fact]:
     return facts or [Fact.OVERVIEW]
 
 
+def asks_same_again(text: str) -> bool:
+    """ "còn X thì sao?", "thế còn X?": the previous question, about something else."""
+    words = folded_words(text)
+    return (
+        words[:1] == ["con"]
+        or words[:2] in (["the", "con"], ["vay", "con"])
+        or (words[-2:] == ["thi", "sao"])
+    )
+
+
 def mentions_level_number(text: str) -> bool:
     """The citizen speaks of "mức độ 3/4" (the old online-service scale)."""
     return _contains(folded_words(text), "muc do")

@@ -277,6 +277,14 @@ async def test_an_answer_is_one_message(use_full_db: str) -> None:
     assert "\n\n" not in chat.messages[0]["text"]  # the REST channel splits at blank lines
 
 
+async def test_switch_with_the_same_question(use_full_db: str) -> None:
+    chat = Chat()
+    await chat.say("đổi bằng lái hết bao nhiêu tiền", "ask_fee", procedure_code=LICENCE)
+    reply = await chat.say("thế còn đăng ký tạm trú?", "ask_procedure_info")
+    assert "Mã TTHC: 1.004194" in reply
+    assert "Phí, lệ phí" in reply and "7.000" in reply
+
+
 async def test_switch_by_code_in_the_text(use_full_db: str) -> None:
     chat = Chat({"procedure_code": LICENCE})
     reply = await chat.say("thủ tục 1.001193 mất bao lâu", "ask_processing_time")

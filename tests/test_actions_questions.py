@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from actions.formatting import method_fee, method_time, procedure_answer
-from actions.questions import Fact, facts_asked, parse_choice, procedure_words
+from actions.questions import Fact, asks_same_again, facts_asked, parse_choice, procedure_words
 from procedures_db.profile import ProvinceProfile
 
 
@@ -64,6 +64,21 @@ def test_parse_choice(text: str, index: int | None) -> None:
 )
 def test_procedure_words_tell_a_follow_up(text: str, follow_up: bool) -> None:
     assert (len(procedure_words(text)) < 2) is follow_up
+
+
+@pytest.mark.parametrize(
+    ("text", "again"),
+    [
+        ("thế còn đăng ký tạm trú?", True),
+        ("còn hộ chiếu thì sao", True),
+        ("vay con ket hon", True),
+        ("đăng ký kết hôn thì sao", True),
+        ("khai sinh cho con", False),
+        ("thủ tục đăng ký kết hôn", False),
+    ],
+)
+def test_asks_same_again(text: str, again: bool) -> None:
+    assert asks_same_again(text) is again
 
 
 @dataclass(frozen=True)
