@@ -332,6 +332,21 @@ async def test_buttons_become_a_numbered_list_answered_by_number(zalo: Zalo):
     assert zalo.bot.texts == ["căn cước", buttons[1]["payload"], "2"]
 
 
+async def test_a_list_the_bot_already_numbered_is_not_repeated(zalo: Zalo):
+    text = "Bạn hỏi về thủ tục nào?\n1. Đăng ký khai sinh (mã 1.001193)\n2. Đăng ký lại khai sinh"
+    buttons = [
+        {"title": "Đăng ký khai sinh", "payload": '/choose_procedure{"procedure_code":"1.001193"}'},
+        {"title": "Đăng ký lại khai sinh", "payload": '/choose_procedure{"procedure_code":"2"}'},
+    ]
+    zalo.bot.reply = lambda said: (
+        [{"text": text, "buttons": buttons}] if said == "khai sinh" else []
+    )
+    await zalo.send(zalo_event("khai sinh"))
+    await zalo.send(zalo_event("1"))
+    assert zalo.api.delivered[0] == (USER, text)
+    assert zalo.bot.texts[1] == buttons[0]["payload"]
+
+
 async def test_expired_token_is_refreshed_rotated_and_persisted(zalo: Zalo, credentials):
     token_file = zalo.channel.config.token_file
     zalo.api.expire_access_token()
@@ -563,7 +578,7 @@ async def test_real_rasa_server_and_trained_model_through_the_zalo_channel(
             await zalo.send(zalo_event("đăng ký khai sinh", user=user))
             first_turn = list(fake_zalo.delivered)
             assert first_turn and {to for to, _ in first_turn} == {user}
-            assert any(f"{CHOICE_HEADER}\n1. " in text for _, text in first_turn)
+            assert any(f"{CHOICE_HEADER}\n1. " in text for _, text in first_turn), first_turn
             await zalo.send(zalo_event("1", user=user))
         await channel.close()
     assert bridge.texts[1].startswith("/")  # "1" became the first button's payload

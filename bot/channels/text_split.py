@@ -14,6 +14,7 @@ _BOUNDARIES = (
     re.compile(r"\s"),
 )
 _CHOICE = re.compile(r"^\s*(?:số\s*)?(\d{1,2})\s*[.)]?\s*$", re.IGNORECASE)
+_LIST_ITEM = re.compile(r"^\s*(\d{1,2})[.)]\s", re.MULTILINE)
 CHOICE_HEADER = "Trả lời bằng số:"
 
 
@@ -54,9 +55,17 @@ def shorten(title: str, limit: int) -> str:
 
 
 def numbered_choices(text: str, titles: list[str]) -> str:
-    """The message text followed by the button titles as a numbered list to answer with."""
+    """The message text followed by the button titles as a numbered list to answer with,
+    unless the text already numbers them itself (1. … n.)."""
+    if _numbers_listed(text, len(titles)):
+        return text.strip()
     lines = [f"{number}. {title}" for number, title in enumerate(titles, start=1)]
     return "\n".join([text.rstrip(), "", CHOICE_HEADER, *lines]).strip()
+
+
+def _numbers_listed(text: str, count: int) -> bool:
+    listed = {int(match.group(1)) for match in _LIST_ITEM.finditer(text)}
+    return set(range(1, count + 1)) <= listed
 
 
 def chosen_number(text: str, count: int) -> int | None:
