@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -51,7 +52,8 @@ class Prediction:
 
 def fingerprint(config: Path) -> str:
     digest = hashlib.sha256()
-    for path in [config, *sorted(NLU_DATA.glob("*.yml")), *CODE_INPUTS]:
+    code = CODE_INPUTS if "bot.nlu." in config.read_text() else []
+    for path in [config, *sorted(NLU_DATA.glob("*.yml")), *code]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -120,12 +122,14 @@ def to_prediction(result: dict) -> Prediction:
 
 async def predict_all(model: Path, sets: dict[str, list[Example]]) -> dict[str, list[Prediction]]:
     from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
 
+    configure_structlog(logging.WARNING)  # no debug line per parsed message
     agent = Agent.load(str(model))
-    return {
-        name: [to_prediction(await agent.parse_message(e.text)) for e in examples]
-        for name, examples in sets.items()
-    }
+    predictions: dict[str, list[Prediction]] = {}
+    for name, examples in sets.items():
+        predictions[name] = [to_prediction(await agent.parse_message(e.text)) for e in examples]
+    return predictions
 
 
 def intent_scores(gold: list[str], predicted: list[str]) -> dict[str, float]:
@@ -222,13 +226,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "nlu-eval")
     parser.add_argument("--retrain", action="store_true", help="train even if a model is fresh")
     parser.add_argument("--only", choices=sorted(PIPELINES), help="evaluate one pipeline")
+    parser.add_argument(
+        "--config", type=Path, action="append", help="evaluate this config instead (repeatable)"
+    )
     args = parser.parse_args(argv)
+    pipelines = {c.stem: c.resolve() for c in args.config} if args.config else PIPELINES
     (args.out / "models").mkdir(parents=True, exist_ok=True)
 
     accented = load_examples(HOLDOUT)
     sets = {"accented": accented, "stripped": strip_accents(accented)}
     results = {}
-    for name, config in PIPELINES.items():
+    for name, config in pipelines.items():
         if args.only and name != args.only:
             continue
         model, seconds, reused = train(name, config, args.out, args.retrain)

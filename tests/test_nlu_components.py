@@ -72,6 +72,7 @@ def test_tone_placement_and_case_do_not_matter():
         ("cần giấy tờ j hok", "can giay to gi khong"),
         ("làm ở đâu đc k", "lam o dau duoc khong"),
         ("dk khai sinh", "dang ky khai sinh"),
+        ("lm ở đâu trc", "lam o dau truoc"),
     ],
 )
 def test_chat_abbreviations_expand(message, expected):
