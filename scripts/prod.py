@@ -234,6 +234,10 @@ class ProdStack(Stack):
             return f"{self.public_url}/nginx-health"
         return super().health_url(name)
 
+    def wait_ready(self, name: str, timeout_s: float = 480.0) -> None:
+        # Several replicas load their model at the same time: slower than one on a busy machine.
+        super().wait_ready(name, timeout_s)
+
     def start(self, names: tuple[str, ...] | None = None) -> ProdStack:
         if not self._env().get("RASA_API_TOKEN"):
             raise RuntimeError(

@@ -56,7 +56,10 @@ class Prod:
         return chat(self.stack.public_url, sender, message)
 
     def slots(self, sender: str) -> dict:
-        url = f"{self.stack.rasa_url}/conversations/{sender}/tracker?token={self.token}"
+        # Straight from the replica that is never killed: through nginx these GETs would take
+        # turns with the chat POSTs in the round robin and skew which replica answers what.
+        replica = f"http://127.0.0.1:{self.stack.replica_ports[-1]}"
+        url = f"{replica}/conversations/{sender}/tracker?token={self.token}"
         with urllib.request.urlopen(url, timeout=30) as response:
             return json.loads(response.read())["slots"]
 
