@@ -368,63 +368,80 @@ async def test_conversation_is_forgotten_after_a_day_idle(browser, web_server):
 
 
 async def wait_for_answer(page: Page, count_before: int) -> None:
+    """The bot's replies to the last question are on screen (all of a turn arrive together)."""
     await expect(bot_messages(page)).not_to_have_count(count_before, timeout=60_000)
     await expect(page.locator(".typing")).to_be_hidden(timeout=60_000)
+
+
+async def ask_real_bot(page: Page, question: str) -> None:
+    before = await bot_messages(page).count()
+    await ask(page, question)
+    await wait_for_answer(page, before)
 
 
 async def test_real_bot_answers_then_history_survives_reload(browser: Browser, running_stack):
     page = await browser.new_page()
     await page.goto(running_stack.web_url + "/")
     await open_chat(page)
-    before = await bot_messages(page).count()
-    await ask(page, "đổi bằng lái mất bao lâu")
-    await wait_for_answer(page, before)
-    await expect(bot_messages(page).filter(has_text="5 ngày làm việc")).not_to_have_count(0)
+    await ask_real_bot(page, "đổi bằng lái mất bao lâu")
+    await expect(bot_messages(page).filter(has_text="5 ngày làm việc")).to_have_count(1)
+    header = bot_messages(page).filter(has_text="Mã TTHC")
+    procedure = re.search(r"Thủ tục: (.+) \(Mã TTHC", await header.last.inner_text())[1]
     texts = await page.locator(".message").all_inner_texts()
 
     await page.reload()
     await expect(page.get_by_role("dialog")).to_be_visible()
     assert await page.locator(".message").all_inner_texts() == texts
-    # Same conversation on the server side: a follow-up still reaches the bot.
-    count = await bot_messages(page).count()
-    await ask(page, "lệ phí bao nhiêu")
-    await wait_for_answer(page, count)
+    # The bot still knows the conversation: a follow-up is about the same procedure.
+    await ask_real_bot(page, "lệ phí bao nhiêu")
+    await expect(bot_messages(page).last).to_contain_text("Nguồn:")
+    await expect(bot_messages(page).filter(has_text="Phí, lệ phí")).to_have_count(1)
+    await expect(header).to_have_count(2)
+    await expect(header.last).to_contain_text(f"Thủ tục: {procedure}")
 
 
 async def test_real_bot_candidate_buttons(browser: Browser, running_stack):
     page = await browser.new_page()
     await page.goto(running_stack.web_url + "/")
     await open_chat(page)
-    before = await bot_messages(page).count()
-    await ask(page, "đăng ký khai sinh")
-    await wait_for_answer(page, before)
+    await ask_real_bot(page, "cấp giấy phép")
     choices = page.get_by_role("group", name="Các lựa chọn").last
+    await expect(choices.get_by_role("button")).not_to_have_count(0)
     first = choices.get_by_role("button").first
-    title = (await first.inner_text()).strip()
+    title = (await first.inner_text()).strip().rstrip("…")
     count = await bot_messages(page).count()
     await first.click()
-    await expect(user_messages(page).last).to_contain_text(title)
+    await expect(user_messages(page).last).to_have_text(
+        f"Bạn: {(await first.inner_text()).strip()}"
+    )
     await wait_for_answer(page, count)
-    await expect(bot_messages(page).last).to_contain_text("Mã TTHC")
+    answer = bot_messages(page).filter(has_text="Mã TTHC").last
+    await expect(answer).to_contain_text(f"Thủ tục: {title}")
 
 
 async def test_real_bot_on_a_360px_phone(browser: Browser, running_stack):
     context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = await context.new_page()
     await page.goto(running_stack.web_url + "/")
+    launcher = await page.get_by_role("button", name="Mở Trợ lý thủ tục hành chính").bounding_box()
+    assert launcher["x"] >= 0 and launcher["x"] + launcher["width"] <= PHONE["width"]
     await open_chat(page)
-    before = await bot_messages(page).count()
-    await ask(page, "đăng ký khai sinh cần giấy tờ gì")
-    await wait_for_answer(page, before)
+    await ask_real_bot(page, "cấp giấy phép")  # long text and a list of buttons
+    await expect(page.locator(".quick-reply")).not_to_have_count(0)
     panel = await page.get_by_role("dialog").bounding_box()
-    assert panel["x"] >= 0 and panel["x"] + panel["width"] <= PHONE["width"]
-    assert panel["y"] >= 0 and panel["y"] + panel["height"] <= PHONE["height"]
-    for name in ("Gửi câu hỏi", "Đóng cửa sổ trò chuyện"):
+    assert panel == {"x": 0, "y": 0, "width": PHONE["width"], "height": PHONE["height"]}
+    for name in ("Gửi câu hỏi", "Đóng cửa sổ trò chuyện", "Bắt đầu cuộc trò chuyện mới"):
         box = await page.get_by_role("button", name=name).bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], name
-    for locator in (page.locator(".message"), page.locator(".quick-reply")):
-        for box in [await item.bounding_box() for item in await locator.all()]:
-            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
-    overflow = await page.evaluate("document.scrollingElement.scrollWidth")
-    assert overflow <= PHONE["width"]
+        assert box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"], name
+    for item in await page.locator(".message, .quick-reply").all():
+        box = await item.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    scroll_width = await page.evaluate("document.scrollingElement.scrollWidth")
+    assert scroll_width <= PHONE["width"]
+    # Tapping a button on the phone works too.
+    count = await bot_messages(page).count()
+    await page.locator(".quick-reply").first.tap()
+    await wait_for_answer(page, count)
+    await expect(bot_messages(page).filter(has_text="Mã TTHC")).to_have_count(1)
     await context.close()
