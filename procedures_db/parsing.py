@@ -76,6 +76,18 @@ def parse_amounts(text: str | None) -> list[int]:
     return amounts
 
 
+def fee_amounts(cell: str | None, description: str | None) -> list[int]:
+    """Amounts from the fee cell, then its description, in order and without repeats.
+
+    Some portal cells are in thousands of đồng ("135 VNĐ" beside "135.000 đồng/lần" in the
+    description): a cell amount under 1,000 whose thousandfold the description states is that
+    amount, not a separate one.
+    """
+    stated = parse_amounts(description)
+    amounts = [a * 1000 if a < 1000 and a * 1000 in stated else a for a in parse_amounts(cell)]
+    return [*dict.fromkeys([*amounts, *stated])]
+
+
 def has_foreign_amount(text: str | None) -> bool:
     return bool(_FOREIGN_RE.search(text or ""))
 
@@ -205,7 +217,7 @@ def parse_methods(cell: str | None) -> list[MethodRow]:
         note, rest = _split_bracket(body[head.end() : end])
         fee_text = _clean(head.group("fee"))
         note, description = _clean(note), _clean(rest)
-        amounts = parse_amounts(" ".join(t for t in (fee_text, note, description) if t))
+        amounts = fee_amounts(fee_text, " ".join(t for t in (note, description) if t))
         rows.append(
             MethodRow(
                 method=METHOD_LABELS[label.group(0)],

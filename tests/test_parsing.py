@@ -84,6 +84,15 @@ def test_fee_cell_amounts_and_foreign_currency() -> None:
     assert row.fee_text == "10 USD" and row.fee_amounts == []  # VND only
 
 
+def test_fee_cell_in_thousands_is_read_from_its_description() -> None:
+    (row,) = parsing.parse_methods(  # 3.000351: the cell says 135, the description 135.000
+        HEADER + "Trực tiếp5 Ngày làm việc135 VNĐ(Lệ phí cấp giấy phép lái xe: 135.000 đồng/lần.)"
+    )
+    assert row.fee_amounts == [135_000]
+    # Without the description's evidence the published figure stays as it is.
+    assert parsing.fee_amounts("120 VNĐ", "20.000 vnđ /tờ khai") == [120, 20_000]
+
+
 def test_unknown_method_label_is_an_error() -> None:
     with pytest.raises(parsing.CellError, match="unknown submission method"):
         parsing.parse_methods(HEADER + "Qua fax5 Ngày làm việcMiễn phí")
