@@ -75,27 +75,31 @@ async def _http_session(app: web.Application) -> AsyncIterator[None]:
 async def portal_page(request: web.Request) -> web.Response:
     profile = await _profile_or_none()
     province = profile.province_name if profile else None
+    # The page's own tag is relative: behind a TLS proxy request.scheme says http, and an
+    # http:// script on an https page would be blocked. The snippet shown to copy is absolute.
     snippet = embed_snippet(f"{request.scheme}://{request.host}")
     page = _portal_template().substitute(
         portal_name=html.escape(
             f"Cổng thông tin điện tử {province}" if province else DEMO_PORTAL_NAME
         ),
         online_portal=html.escape(profile.online_portal_url if profile else NATIONAL_PORTAL_URL),
-        snippet=snippet,
+        own_tag=embed_snippet(""),
         snippet_text=html.escape(snippet),
     )
     return web.Response(text=page, content_type="text/html", charset="utf-8")
 
 
 def embed_snippet(server: str) -> str:
-    """The one tag a site adds to get the widget (also what the demo portal itself uses)."""
+    """The one tag a site adds to get the widget; server "" gives the same-origin form."""
     attributes = {
         "src": f"{server}/static/widget/widget.js",
         "data-server": server,
         "data-title": WIDGET_TITLE,
         "data-greeting": WIDGET_GREETING,
     }
-    rendered = " ".join(f'{name}="{html.escape(value)}"' for name, value in attributes.items())
+    rendered = " ".join(
+        f'{name}="{html.escape(value)}"' for name, value in attributes.items() if value
+    )
     return f"<script {rendered}></script>"
 
 
