@@ -361,6 +361,13 @@
           addMessage({ from: "notice", text: error.message });
           return;
         }
+        if (attempt === 1) {
+          // For the operator: a refused cross-origin call looks exactly like a network error.
+          console.warn(
+            `Trợ lý: không gọi được ${config.server}/api/chat (${error.message}). ` +
+              "Nếu trang này ở tên miền khác, hãy thêm nó vào CHAT_ALLOWED_ORIGINS của máy chủ."
+          );
+        }
         const delay = Math.min(1000 * 2 ** (attempt - 1), MAX_BACKOFF_MS);
         showConnection(
           `Mất kết nối tới máy chủ — đang kết nối lại… (lần ${attempt}, thử lại sau ${Math.ceil(delay / 1000)} giây). Tin nhắn của bạn vẫn được giữ.`
