@@ -4,7 +4,7 @@ Every question is sent as a new conversation (a fresh sender id). A question pas
 bot's FIRST reply names one of the expected procedure codes and contains the expected fact.
 Reports the pass share (target >= 90 %) and per-message latency p50/p95.
 
-    python scripts/eval_e2e.py --base-url http://localhost:5005 [--questions FILE] [--json OUT]
+    python scripts/eval_e2e.py [--base-url http://localhost:5005] [--questions FILE] [--json OUT]
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import json
 import math
 import sys
 import time
-import unicodedata
 import urllib.error
 import urllib.request
 import uuid
@@ -24,6 +23,11 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from procedures_db.settings import get_settings  # noqa: E402
+from procedures_db.text import canonical  # noqa: E402
+
 DEFAULT_QUESTIONS = ROOT / "tests" / "data" / "e2e_questions.yml"
 
 
@@ -56,10 +60,6 @@ def load_questions(path: Path) -> list[Question]:
     return questions
 
 
-def _norm(text: str) -> str:
-    return unicodedata.normalize("NFC", text).casefold()
-
-
 def ask(base_url: str, text: str, timeout_s: float) -> tuple[list[dict], float]:
     body = json.dumps({"sender": f"e2e-{uuid.uuid4().hex}", "message": text}).encode()
     request = urllib.request.Request(
@@ -80,7 +80,7 @@ def evaluate(question: Question, base_url: str, timeout_s: float) -> Outcome:
         return Outcome(question.text, False, False, False, float("nan"), f"<error: {error}>")
     first = (replies[0].get("text") or "") if replies else ""
     code_ok = any(code in first for code in question.codes)
-    fact_ok = _norm(question.fact) in _norm(first)
+    fact_ok = canonical(question.fact) in canonical(first)  # NFC, tone placement, case
     return Outcome(question.text, code_ok and fact_ok, code_ok, fact_ok, latency, first)
 
 
@@ -94,7 +94,9 @@ def percentile(values: list[float], share: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base-url", default="http://localhost:5005", help="Rasa server URL")
+    parser.add_argument(
+        "--base-url", default=get_settings().rasa_url, help="Rasa server (default: RASA_URL)"
+    )
     parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per message")
     parser.add_argument("--target", type=float, default=0.90, help="pass share to exit 0")
