@@ -575,16 +575,24 @@ async def test_real_rasa_server_and_trained_model_through_the_zalo_channel(
         user = f"zalo-{uuid.uuid4().hex[:12]}"
         async with serve_blueprint(channel.blueprint(bridge), "/webhooks/zalo") as base:
             zalo = Zalo(channel, FakeBot(), fake_zalo, f"{base}/webhooks/zalo/webhook", http)
-            await zalo.send(zalo_event("đăng ký khai sinh", user=user))
-            first_turn = list(fake_zalo.delivered)
-            assert first_turn and {to for to, _ in first_turn} == {user}
-            assert any(f"{CHOICE_HEADER}\n1. " in text for _, text in first_turn), first_turn
-            await zalo.send(zalo_event("1", user=user))
+
+            async def turn(text: str) -> list[str]:
+                before = len(fake_zalo.delivered)
+                await zalo.send(zalo_event(text, user=user))
+                replies = fake_zalo.delivered[before:]
+                assert replies and {to for to, _ in replies} == {user}, replies
+                return [reply for _, reply in replies]
+
+            assert any("5 ngày làm việc" in text for text in await turn("đổi bằng lái mất bao lâu"))
+            [choices] = await turn("cấp lại giấy phép")  # several procedures: a numbered list
+            second_code = re.search(r"^2\. .*\(mã ([\d.]+)\)", choices, re.MULTILINE).group(1)
+            answer = "\n".join(await turn("2"))
         await channel.close()
-    assert bridge.texts[1].startswith("/")  # "1" became the first button's payload
-    answers = [text for _, text in fake_zalo.delivered[len(first_turn) :]]
-    assert any("Mã TTHC" in text for text in answers)
-    assert all(len(text) <= 2000 and not text.startswith("Xin lỗi") for text in answers)
+    payload = json.dumps({"procedure_code": second_code}, separators=(",", ":"))
+    assert bridge.texts[-1] == f"/choose_procedure{payload}"
+    assert f"Mã TTHC: {second_code}" in answer
+    assert all(len(text) <= 2000 for _, text in fake_zalo.delivered)
+    assert not any(text.startswith("Xin lỗi, hệ thống") for _, text in fake_zalo.delivered)
 
 
 @pytest.mark.parametrize(
