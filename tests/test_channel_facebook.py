@@ -298,6 +298,26 @@ async def test_event_without_sender_does_not_lose_the_valid_one(messenger: Messe
     assert messenger.bot.texts == ["câu hợp lệ"]
 
 
+async def test_oddly_shaped_events_are_counted_not_crashed_on(messenger: Messenger):
+    no_sender = messaging("người gửi là chuỗi")
+    no_sender["sender"] = USER
+    odd_quick_reply = messaging("câu vẫn đọc được", quick_reply="không phải object")
+    body = json.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {"id": "1", "messaging": 7},
+                "not an entry",
+                {"id": "1", "messaging": [no_sender, odd_quick_reply, "not an event"]},
+            ],
+        },
+        ensure_ascii=False,
+    ).encode()
+    status, answer = await messenger.send(body)
+    assert (status, answer["accepted"], answer["malformed"]) == (200, 1, 2)
+    assert messenger.bot.texts == ["câu vẫn đọc được"]
+
+
 async def test_webhook_verification(messenger: Messenger):
     params = {"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "1158201444"}
     async with messenger.http.get(messenger.url, params=params) as answer:

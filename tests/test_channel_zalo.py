@@ -483,6 +483,8 @@ async def test_unusable_bodies_get_a_clear_client_error(zalo: Zalo, body: bytes,
         (lambda event: event.pop("sender"), "missing sender.id"),
         (lambda event: event["message"].pop("text"), "missing message.text"),
         (lambda event: event.update(timestamp="nan"), "missing or invalid timestamp"),
+        (lambda event: event.update(sender="2512523625412515"), "missing sender.id"),
+        (lambda event: event.update(message=["lệ phí"]), "missing message.text"),
     ],
 )
 async def test_signed_events_missing_fields_get_400(zalo: Zalo, change, reason):

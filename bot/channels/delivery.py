@@ -221,6 +221,23 @@ def error_response(status: int, reason: str) -> HTTPResponse:
     return response.json({"status": "rejected", "reason": reason}, status=status)
 
 
+def dig(data: Any, *path: str) -> Any:
+    """data[path[0]][path[1]]…, or None as soon as a level is missing or not an object."""
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def scalar_at(data: Any, *path: str) -> str | None:
+    """An id or a text at `path` as a non-empty string; None for anything else."""
+    value = dig(data, *path)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value) if str(value).strip() else None
+
+
 def parse_timestamp_ms(value: Any) -> float | None:
     try:
         timestamp = float(value)

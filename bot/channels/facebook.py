@@ -35,9 +35,11 @@ from bot.channels.delivery import (
     RetryPolicy,
     WebhookLimits,
     answer_user,
+    dig,
     error_response,
     parse_timestamp_ms,
     read_json_object,
+    scalar_at,
     setting,
 )
 from bot.channels.text_split import shorten, split_text
@@ -249,7 +251,7 @@ class FacebookInput(RasaFacebookInput):
             event
             for entry in entries
             if isinstance(entry, dict)
-            for event in entry.get("messaging") or []
+            for event in _list(entry.get("messaging"))
         ]
         for index, event in enumerate(events):
             counts[await self._admit(event, f"{signature}:{index}", on_new_message)] += 1
@@ -267,7 +269,7 @@ class FacebookInput(RasaFacebookInput):
         kind, text, mid = _classify(event)
         if kind == "ignore":
             return "ignored"
-        sender_id = (event.get("sender") or {}).get("id")
+        sender_id = scalar_at(event, "sender", "id")
         timestamp_ms = parse_timestamp_ms(event.get("timestamp"))
         if not sender_id or timestamp_ms is None:
             logger.warning("Facebook webhook: event without sender.id or timestamp skipped")
@@ -276,7 +278,6 @@ class FacebookInput(RasaFacebookInput):
         if reason is not None:
             logger.info("Facebook webhook: %s event %s ignored", reason, mid)
             return "ignored"
-        sender_id = str(sender_id)
         if kind == "text":
             output = FacebookOutput(self.api)
             message = UserMessage(
@@ -293,14 +294,17 @@ def _classify(event: dict[str, Any]) -> tuple[str, str | None, str | None]:
     """('text', text, mid), ('other_media', None, mid) or ('ignore', None, None)."""
     message = event.get("message")
     if isinstance(message, dict) and not message.get("is_echo"):
-        mid = message.get("mid")
-        quick_reply = message.get("quick_reply") or {}
-        text = quick_reply.get("payload") or message.get("text")
+        mid = scalar_at(message, "mid")
+        text = dig(message, "quick_reply", "payload") or message.get("text")
         if isinstance(text, str) and text.strip():
             return "text", text, mid
         if message.get("attachments"):
             return "other_media", None, mid
-    postback = event.get("postback")
-    if isinstance(postback, dict) and isinstance(postback.get("payload"), str):
-        return "text", postback["payload"], postback.get("mid")
+    payload = dig(event, "postback", "payload")
+    if isinstance(payload, str) and payload.strip():
+        return "text", payload, scalar_at(event, "postback", "mid")
     return "ignore", None, None  # echoes, delivery and read receipts, reactions, ...
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []

@@ -39,9 +39,11 @@ from bot.channels.delivery import (
     RetryPolicy,
     WebhookLimits,
     answer_user,
+    dig,
     error_response,
     parse_timestamp_ms,
     read_json_object,
+    scalar_at,
     setting,
 )
 from bot.channels.memory import SharedMemory
@@ -417,14 +419,13 @@ class ZaloInput(InputChannel):
         if not name.startswith("user_send_"):
             # Our own messages echoed back (oa_send_*), follows, "seen" receipts, ...
             return _ignored(name)
-        user_id = (event.get("sender") or {}).get("id")
-        message = event.get("message") or {}
-        text = message.get("text") if isinstance(message, dict) else None
+        user_id = scalar_at(event, "sender", "id")
+        text = dig(event, "message", "text")
         if not user_id:
             return error_response(400, "missing sender.id")
         if name == "user_send_text" and not (isinstance(text, str) and text.strip()):
             return error_response(400, "missing message.text")
-        msg_id = message.get("msg_id") if isinstance(message, dict) else None
+        msg_id = scalar_at(event, "message", "msg_id")
         timestamp_ms = parse_timestamp_ms(event.get("timestamp"))
         if timestamp_ms is None:
             return error_response(400, "missing or invalid timestamp")
@@ -432,7 +433,6 @@ class ZaloInput(InputChannel):
         if reason is not None:
             logger.info("Zalo webhook: %s event %s ignored", reason, msg_id)
             return _ignored(reason)
-        user_id = str(user_id)
         if name == "user_send_text":
             coroutine = self._answer(on_new_message, user_id, text, msg_id)
         else:
