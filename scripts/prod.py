@@ -249,7 +249,11 @@ class ProdStack(Stack):
             raise RuntimeError(
                 "LOCK_STORE_URL is not set: several replicas need the Redis lock store"
             )
-        super().start(names or self.names)
+        try:
+            super().start(names or self.names)
+        except BaseException:
+            self.stop()  # no orphan processes when one of them fails to start
+            raise
         return self
 
 
