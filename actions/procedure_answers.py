@@ -10,7 +10,8 @@ How a message is tied to a procedure (follow-up versus switch):
    winners that disagree are decided by how much of the message their names cover. Without
    a clear winner the current procedure stays when any search found it or the best hits do
    not cover the message's words (a follow-up with more detail: "người nước ngoài có làm
-   được không"); else the best hits are offered.
+   được không"); a description of four or more words that only one of the close names
+   contains in full names that one; else the best hits are offered.
 The facts asked come from the intent plus cue words (multi-question messages); after a
 disambiguation the original question, kept in the `pending_facts` slot, is answered; "còn X
 thì sao?" asks the last question (`last_facts`) again about X.
@@ -27,7 +28,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import lookup
-from actions.disambiguation import CANDIDATES_SLOT, PENDING_FACTS_SLOT, offer, picked_code
+from actions.disambiguation import (
+    CANDIDATES_SLOT,
+    MAX_CANDIDATES,
+    PENDING_FACTS_SLOT,
+    offer,
+    picked_code,
+)
 from actions.formatting import contact_hint, procedure_answer
 from actions.questions import (
     Fact,
@@ -45,6 +52,7 @@ from procedures_db.text import tokens
 PROCEDURE_SLOT = "procedure_code"
 FALLBACK_COUNT_SLOT = "fallback_count"
 LAST_FACTS_SLOT = "last_facts"
+FULL_NAME_WORDS = 4  # distinct words a description needs before it can pick a name alone
 CHOOSE_INTENT = "choose_procedure"
 EXAMPLES = 'Ví dụ: "Đổi giấy phép lái xe cần giấy tờ gì?" hoặc "Đăng ký khai sinh ở đâu?"'
 
@@ -109,10 +117,15 @@ async def find_target(tracker: Tracker, text: str, current: str | None) -> Targe
         # ("xóa đăng ký thường trú" when the entity kept only "đăng ký thường trú").
         best = max(winners, key=lambda hit: coverage(words, hit.name))
         return Target(code=best.code)
-    hits = max(results, key=lambda h: h[0].score if h else 0.0)
+    # The list to offer: the search whose best hit covers most of the message, then scores best.
+    hits = max(results, key=lambda h: (coverage(words, h[0].name), h[0].score) if h else (-1, 0))
     found = {hit.code for result in results for hit in result}
     if current and (not hits or current in found or coverage(words, hits[0].name) < 0.75):
         return Target(code=current)
+    # A long description that only one of the close names contains in full names that one.
+    full = [hit for hit in hits[:MAX_CANDIDATES] if coverage(words, hit.name) == 1.0]
+    if len(full) == 1 and len(set(words)) >= FULL_NAME_WORDS:
+        return Target(code=full[0].code)
     return Target(hits=hits)
 
 

@@ -270,6 +270,13 @@ async def test_words_outside_the_entity_still_count(use_full_db: str) -> None:
     assert "Mã TTHC: 1.003197" in reply
 
 
+async def test_a_full_description_picks_the_one_name_that_contains_it(use_full_db: str) -> None:
+    # Several permits for "công trình cấp III, cấp IV"; only one is for a new building ("mới").
+    text = "cấp giấy phép xây dựng mới công trình cấp III cấp IV mất bao lâu"
+    reply = await Chat().say(text, "ask_processing_time", procedure="cấp giấy phép xây dựng")
+    assert "Mã TTHC: 1.013225" in reply
+
+
 async def test_an_answer_is_one_message(use_full_db: str) -> None:
     chat = Chat()
     await chat.say("đổi bằng lái hết bao nhiêu, nộp ở đâu", "ask_fee", procedure_code=LICENCE)
