@@ -21,8 +21,8 @@ def handoff_text(profile: ProvinceProfile) -> str:
         f"- Đường dây nóng: {profile.hotline or UNKNOWN}",
         f"- Giờ làm việc: {profile.opening_hours or UNKNOWN}",
         f"- Trung tâm Phục vụ hành chính công: {centre}",
+        f"Tra cứu và gửi phản ánh trên Cổng Dịch vụ công quốc gia: {NATIONAL_PORTAL_URL}",
     ]
-    lines.append(f"Tra cứu và gửi phản ánh trên Cổng Dịch vụ công quốc gia: {NATIONAL_PORTAL_URL}")
     return "\n".join(lines)
 
 

@@ -74,6 +74,7 @@ class Chat:
         events = await ACTIONS[action_name].run(dispatcher, tracker, DOMAIN)
         for event in events:
             if event["event"] == "slot":
+                assert event["name"] in DOMAIN["slots"], f"slot {event['name']} not in domain.yml"
                 self.slots[event["name"]] = event["value"]
         self.messages = dispatcher.messages
         assert self.messages, f"{action_name} sent nothing for {text!r}"
