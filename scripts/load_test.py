@@ -30,7 +30,6 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from procedures_db.settings import get_settings  # noqa: E402
 from scripts.prod import ProdStack, ensure_postgres_database  # noqa: E402
 from scripts.stack import DEFAULT_MODEL, free_port  # noqa: E402
 
@@ -181,13 +180,25 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=60, help="seconds per phase")
     parser.add_argument("--replicas", default="1,2", help="replica counts, in order")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    parser.add_argument("--procedures-db-url", default=get_settings().database_url)
+    parser.add_argument(
+        "--procedures-db-url",
+        default="postgresql://postgres@127.0.0.1:5432/tthc",
+        help="imported (idempotently) before the run, as `make run-prod` does",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/1")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     counts = [int(n) for n in args.replicas.split(",")]
 
     work = Path(tempfile.mkdtemp(prefix="tthc-load-"))
+    ensure_postgres_database(args.procedures_db_url)
+    subprocess.run(
+        [sys.executable, "-m", "procedures_db", "import"],
+        cwd=ROOT,
+        env={**os.environ, "PROCEDURES_DB_URL": args.procedures_db_url},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     tracker_url = f"postgresql://postgres@127.0.0.1:5432/tthc_load_{os.getpid()}"
     ensure_postgres_database(tracker_url)
     stack = ProdStack(
