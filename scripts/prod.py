@@ -47,6 +47,10 @@ LOCK_STORE_CLASS = "bot.production.stores.ResilientRedisLockStore"
 GUARDED_REST = "bot.production.channel.GuardedRestInput"
 # Rasa's own request size limit (Sanic reads SANIC_* settings from the environment).
 RASA_MAX_REQUEST_BYTES = 1_000_000
+# Sanic (Rasa, action server) keeps idle connections longer than its clients do (aiohttp 15 s,
+# nginx upstream 30 s): with Sanic's default 5 s a client reusing a connection the server is just
+# closing loses the request ("Cannot write to closing transport"), measured under load.
+SANIC_KEEP_ALIVE_S = 75
 
 NGINX_MAIN = """daemon off;
 worker_processes 1;
@@ -181,6 +185,7 @@ class ProdStack(Stack):
     def _env(self) -> dict[str, str]:
         env = super()._env()
         env.setdefault("SANIC_REQUEST_MAX_SIZE", str(RASA_MAX_REQUEST_BYTES))
+        env.setdefault("SANIC_KEEP_ALIVE_TIMEOUT", str(SANIC_KEEP_ALIVE_S))
         return env
 
     def _write_nginx_config(self, replica_ports: list[int] | None = None) -> Path:

@@ -102,9 +102,11 @@ class SenderRateLimiter:
         if redis_url and per_minute > 0:
             import redis.asyncio
 
+            # Generous timeouts: under load the event loop itself delays the answer.
             self._redis = redis.asyncio.Redis.from_url(
-                redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+                redis_url, socket_timeout=2, socket_connect_timeout=2
             )
+        self._redis_failing = False
         self._window = 0
         self._counts: dict[str, int] = {}
 
@@ -114,9 +116,16 @@ class SenderRateLimiter:
         window = int(time.time() // 60)
         if self._redis is not None:
             try:
-                return await self._count_in_redis(sender_id, window) <= self.per_minute
+                count = await self._count_in_redis(sender_id, window)
             except Exception as error:  # any Redis failure: count locally instead
-                logger.warning("Rate limit counted per replica, Redis failed: %s", error)
+                if not self._redis_failing:
+                    logger.warning("Rate limit counted per replica until Redis answers: %s", error)
+                self._redis_failing = True
+            else:
+                if self._redis_failing:
+                    logger.warning("Rate limit shared through Redis again")
+                self._redis_failing = False
+                return count <= self.per_minute
         return self._count_locally(sender_id, window) <= self.per_minute
 
     async def _count_in_redis(self, sender_id: str, window: int) -> int:
