@@ -41,6 +41,7 @@ LOCUST = Path(sys.executable).parent / "locust"
 class PhaseResult:
     replicas: int
     users: int
+    think_s: str
     duration_s: int
     messages: int
     messages_per_s: float
@@ -115,13 +116,15 @@ def check_tracker(url: str, sent: list[dict]) -> dict[str, int]:
     return {key: counts[key] for key in ("lost", "duplicated", "unanswered")}
 
 
-def run_locust(host: str, users: int, duration_s: int, work: Path, name: str) -> tuple[dict, list]:
+def run_locust(
+    host: str, users: int, duration_s: int, work: Path, name: str, think_s: str = "1,3"
+) -> tuple[dict, list]:
     log, prefix = work / f"{name}-sent.jsonl", work / name
     command = [str(LOCUST), "-f", str(LOCUSTFILE), "--headless", "--host", host]
     command += ["-u", str(users), "-r", str(max(1, users // 4)), "-t", f"{duration_s}s"]
     command += ["--stop-timeout", "60", "--csv", str(prefix), "--only-summary"]
     command += ["--loglevel", "WARNING"]
-    env = {**os.environ, "TTHC_LOAD_LOG": str(log)}
+    env = {**os.environ, "TTHC_LOAD_LOG": str(log), "TTHC_LOAD_THINK_S": think_s}
     subprocess.run(command, cwd=ROOT, env=env, check=False, stdout=subprocess.DEVNULL)
     with open(f"{prefix}_stats.csv", encoding="utf-8") as handle:
         aggregated = next(row for row in csv.DictReader(handle) if row["Name"] == "Aggregated")
@@ -134,13 +137,16 @@ def run_phase(stack: ProdStack, tracker_url: str, replicas: int, args, work: Pat
     run_locust(stack.public_url, 10, 10, work, f"warmup-{replicas}")
     pids = _python_processes(stack)
     cpu_before = {name: _proc_cpu_s(pid) for name, pid in pids.items()}
-    stats, sent = run_locust(stack.public_url, args.users, args.duration, work, f"r{replicas}")
+    stats, sent = run_locust(
+        stack.public_url, args.users, args.duration, work, f"r{replicas}", args.think
+    )
     cpu = {name: round(_proc_cpu_s(pid) - cpu_before[name], 1) for name, pid in pids.items()}
     outcomes = Counter(record["outcome"] for record in sent)
     tracker = check_tracker(tracker_url, sent)
     return PhaseResult(
         replicas=replicas,
         users=args.users,
+        think_s=args.think,
         duration_s=args.duration,
         messages=len(sent),
         messages_per_s=round(len(sent) / args.duration, 1),
@@ -158,13 +164,14 @@ def run_phase(stack: ProdStack, tracker_url: str, replicas: int, args, work: Pat
 
 def markdown(results: list[PhaseResult]) -> str:
     lines = [
-        "| Rasa replicas | citizens | messages | msg/s | p50 ms | p95 ms | p99 ms | max ms "
-        "| errors | apologies | lost | duplicated | unanswered |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Rasa replicas | citizens | think s | messages | msg/s | p50 ms | p95 ms | p99 ms "
+        "| max ms | errors | apologies | lost | duplicated | unanswered |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r.replicas} | {r.users} | {r.messages} | {r.messages_per_s} | {r.p50_ms:g} "
+            f"| {r.replicas} | {r.users} | {r.think_s.replace(',', '–')} | {r.messages} "
+            f"| {r.messages_per_s} | {r.p50_ms:g} "
             f"| {r.p95_ms:g} | {r.p99_ms:g} | {r.max_ms} | {r.errors} | {r.apologies} "
             f"| {r.lost} | {r.duplicated} | {r.unanswered} |"
         )
@@ -178,6 +185,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Load test of the production profile")
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--duration", type=int, default=60, help="seconds per phase")
+    parser.add_argument(
+        "--think", default="1,3", help="seconds between a reply and the next message: min,max"
+    )
     parser.add_argument("--replicas", default="1,2", help="replica counts, in order")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument(

@@ -31,9 +31,13 @@ APOLOGY_PREFIX = "Xin lỗi, hệ thống"
 _LOG = open(os.environ.get("TTHC_LOAD_LOG", os.devnull), "a", encoding="utf-8")  # noqa: SIM115
 
 
+# Seconds between a reply and the next message ("min,max"): 1-3 s is a stress pace; citizens
+# typing on a phone take 5-20 s.
+THINK_S = [float(x) for x in os.environ.get("TTHC_LOAD_THINK_S", "1,3").split(",")]
+
+
 class Citizen(FastHttpUser):
-    # A citizen reads the answer and types the next question: 1-3 s between messages.
-    wait_time = between(1, 3)
+    wait_time = between(*THINK_S)
     network_timeout = 60.0
     connection_timeout = 10.0
 
