@@ -142,3 +142,17 @@ def test_annotated_entities_align_with_token_boundaries(path):
         starts, ends = {t.start for t in tokens}, {t.end for t in tokens}
         for entity in message.get("entities"):
             assert entity["start"] in starts and entity["end"] in ends, (message.get(TEXT), entity)
+
+
+def test_config_resolves_to_a_training_graph_with_our_tokenizer():
+    """config.yml names real, registered components (catches typos without training)."""
+    from rasa.engine.recipes.recipe import Recipe
+    from rasa.shared.data import TrainingType
+    from rasa.shared.utils.io import read_config_file
+
+    config = read_config_file(str(ROOT / "config.yml"))
+    assert config["assistant_id"] == "tthc-assistant" and config["language"] == "vi"
+    recipe = Recipe.recipe_for_name(config["recipe"])
+    graph = recipe.graph_config_for_recipe(config, {}, training_type=TrainingType.NLU)
+    classes = {node.uses for node in graph.train_schema.nodes.values()}
+    assert VietnameseTokenizer in classes
