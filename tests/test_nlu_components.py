@@ -156,3 +156,12 @@ def test_config_resolves_to_a_training_graph_with_our_tokenizer():
     graph = recipe.graph_config_for_recipe(config, {}, training_type=TrainingType.NLU)
     classes = {node.uses for node in graph.train_schema.nodes.values()}
     assert VietnameseTokenizer in classes
+
+
+def test_holdout_sentences_are_not_in_the_training_data():
+    def texts(path: Path) -> set[str]:
+        return {normalized_text(m.get(TEXT)) for m in load_data(str(path)).intent_examples}
+
+    holdout = texts(ROOT / "tests" / "nlu" / "nlu_holdout.yml")
+    assert len(holdout) > 150
+    assert not holdout & texts(ROOT / "data" / "nlu")
