@@ -16,6 +16,7 @@ from actions.procedure_answers import (
     FALLBACK_COUNT_SLOT,
     PROCEDURE_SLOT,
     contact_profile,
+    guarded,
     respond,
 )
 from actions.questions import Fact, codes_in, facts_asked
@@ -35,6 +36,11 @@ class ActionFallback(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        return await guarded(dispatcher, self.reply(dispatcher, tracker))
+
+    async def reply(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> list[dict[str, Any]]:
         if still_answerable(tracker):
             return await respond(dispatcher, tracker)

@@ -19,6 +19,8 @@ thì sao?" asks the last question (`last_facts`) again about X.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,8 @@ from actions.questions import (
 from procedures_db.profile import ProvinceProfile
 from procedures_db.search import SearchHit, has_clear_winner
 from procedures_db.text import tokens
+
+logger = logging.getLogger(__name__)
 
 PROCEDURE_SLOT = "procedure_code"
 FALLBACK_COUNT_SLOT = "fallback_count"
@@ -159,6 +163,17 @@ async def contact_profile() -> ProvinceProfile:
         return ProvinceProfile()
 
 
+async def guarded(
+    dispatcher: CollectingDispatcher, work: Awaitable[list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Run an action's work; any unexpected error still gives the citizen an answer."""
+    try:
+        return await work
+    except Exception:
+        logger.exception("action failed")
+        return await apologize(dispatcher)
+
+
 async def apologize(dispatcher: CollectingDispatcher) -> list[dict[str, Any]]:
     profile = await contact_profile()
     dispatcher.utter_message(
@@ -228,4 +243,4 @@ class ActionAnswerProcedure(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        return await respond(dispatcher, tracker)
+        return await guarded(dispatcher, respond(dispatcher, tracker))

@@ -445,6 +445,19 @@ async def test_slow_database_gives_an_apology(
     assert "Xin lỗi" in reply and "dichvucong.gov.vn" in reply
 
 
+async def test_unexpected_error_still_answers(
+    use_full_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> str:
+        raise ValueError("unexpected record shape")
+
+    monkeypatch.setattr("actions.procedure_answers.procedure_answer", broken)
+    reply = await Chat().say(
+        "đổi bằng lái mất bao lâu", "ask_processing_time", procedure_code=LICENCE
+    )
+    assert "Xin lỗi" in reply and "dichvucong.gov.vn" in reply
+
+
 async def test_lookup_failure_is_typed() -> None:
     def boom() -> None:
         raise OSError("disk gone")
