@@ -11,10 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Engine
-
 from procedures_db import queries, search
-from procedures_db.db import get_engine
 from procedures_db.profile import ProvinceProfile, load_profile
 from procedures_db.queries import ProcedureDetails
 from procedures_db.search import SearchHit
@@ -48,18 +45,8 @@ async def _call(
         raise LookupFailed(f"{function.__qualname__} failed: {error}") from error
 
 
-def _engine() -> Engine:
-    # Always by URL: get_engine() without one is cached under None, so it would keep the
-    # first database even after the settings changed.
-    return get_engine(get_settings().database_url)
-
-
 def _search(query: str, limit: int) -> list[SearchHit]:
-    return search.search(query, limit, engine=_engine())
-
-
-def _get_procedure(code: str) -> ProcedureDetails | None:
-    return queries.get_procedure(code, engine=_engine())
+    return search.search(query, limit)
 
 
 async def search_procedures(query: str, limit: int = 10) -> list[SearchHit]:
@@ -73,7 +60,7 @@ async def search_procedures(query: str, limit: int = 10) -> list[SearchHit]:
 
 async def get_procedure(code: str) -> ProcedureDetails | None:
     """`procedures_db.queries.get_procedure`: the full record, or None for an unknown code."""
-    return await _call(_get_procedure, code)
+    return await _call(queries.get_procedure, code)
 
 
 async def get_profile() -> ProvinceProfile:
