@@ -79,8 +79,13 @@ test: setup browser train
 	$(RASA) test core --stories tests/stories --model $(MODEL) --out results/core --fail-on-prediction-errors
 	$(PY) -m pytest -q
 
-bench: setup
+bench: import
 	$(PY) -m procedures_db.bench
+	$(PY) scripts/bench_api.py
+
+# NLU and end-to-end figures, ours beside Rasa's default pipeline (trains both; ~15 min here).
+eval: import train
+	$(PY) scripts/eval.py
 
 clean:
 	rm -rf var models results .pytest_cache
