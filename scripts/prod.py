@@ -291,7 +291,10 @@ def main() -> int:
     parser.add_argument("--env-file", type=Path, default=ROOT / "deploy" / "prod.env")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--replicas", type=int, default=2)
-    parser.add_argument("--public-port", type=int, default=8000)
+    parser.add_argument("--public-port", type=int, default=8000, help="nginx, public entrance")
+    parser.add_argument("--rasa-port", type=int, default=5005, help="nginx, internal Rasa API")
+    parser.add_argument("--first-replica-port", type=int, default=5011)
+    parser.add_argument("--action-port", type=int, default=5055)
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument(
         "--write-rasa-config",
@@ -308,18 +311,21 @@ def main() -> int:
         for path in write_rasa_config(args.write_rasa_config, args.action_url):
             print(f"Wrote {path}")
         return 0
-    if not args.skip_import:
-        prepare_databases()
-    settings = get_settings()
+    # `kill` (SIGTERM) stops the children too, like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     stack = ProdStack(
         model=args.model,
-        web_port=settings.web_port,
+        rasa_port=args.rasa_port,
+        action_port=args.action_port,
+        web_port=get_settings().web_port,
         public_port=args.public_port,
-        replica_ports=[5011 + i for i in range(args.replicas)],
+        replica_ports=[args.first_replica_port + i for i in range(args.replicas)],
     )
-    print(f"Starting {args.replicas} Rasa replicas (about a minute)...", flush=True)
-    stack.start()
     try:
+        if not args.skip_import:
+            prepare_databases()
+        print(f"Starting {args.replicas} Rasa replicas (about a minute)...", flush=True)
+        stack.start()
         print(f"\nReady: {stack.public_url}/  (portal, chat, /webhooks/)", flush=True)
         print(f"Rasa (internal, load-balanced): {stack.rasa_url}  ·  logs: {stack.log_dir}")
         while all(process.poll() is None for process in stack.processes.values()):
@@ -327,6 +333,9 @@ def main() -> int:
         dead = [name for name, p in stack.processes.items() if p.poll() is not None]
         print(f"Stopped because {', '.join(dead)} exited; see {stack.log_dir}", file=sys.stderr)
         return 1
+    except (RuntimeError, TimeoutError, FileNotFoundError) as error:
+        print(f"Cannot start the production profile: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 0
     finally:
