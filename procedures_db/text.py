@@ -98,7 +98,8 @@ def fix_tone_placement(text: str) -> str:
 
 def canonical(text: str) -> str:
     """NFC, one tone-placement convention, lower case, single spaces."""
-    text = fix_tone_placement(nfc(text or "")).lower()
+    # NFC again: a tone moved within a word can precede a stray combining mark left outside it.
+    text = nfc(fix_tone_placement(nfc(text or "")).lower())
     return " ".join(text.split())
 
 

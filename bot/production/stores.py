@@ -63,6 +63,7 @@ class ResilientSQLTrackerStore(SQLTrackerStore):
     def __init__(self, domain: Any = None, **kwargs: Any) -> None:
         super().__init__(domain=domain, **kwargs)
         url = self.engine.url
+        self.engine.dispose()
         # Without pre-ping every pooled connection is dead after a database restart.
         self.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
         self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
