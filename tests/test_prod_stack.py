@@ -1,5 +1,5 @@
 """The production profile with real processes: two Rasa replicas (the trained model), the action
-server and the web server behind nginx, the tracker in PostgreSQL and the locks in Redis.
+server and the web server behind nginx; procedures and conversations in PostgreSQL, locks in Redis.
 
 PostgreSQL and Redis are reached through TCP proxies the tests cut and restore, so outages are
 real ones (connection refused, open connections dropped) without touching the shared servers.
@@ -31,6 +31,9 @@ from prod_support import (
 )
 
 from bot.production.guard import RATE_LIMITED_REPLY
+from procedures_db.db import create_schema, get_engine
+from procedures_db.importers import run_import
+from procedures_db.settings import get_settings
 from scripts.prod import ProdStack
 from scripts.stack import DEFAULT_MODEL, free_port
 
@@ -102,7 +105,7 @@ def wait_until_answered(prod: Prod, message: str, timeout_s: float = 30) -> Repl
 
 
 @pytest.fixture(scope="module")
-def prod(full_db_url: str, tmp_path_factory: pytest.TempPathFactory):
+def prod(tmp_path_factory: pytest.TempPathFactory):
     if not DEFAULT_MODEL.exists():
         pytest.fail(f"no trained model at {DEFAULT_MODEL}: `make test` trains it first")
     work = tmp_path_factory.mktemp("prod")
@@ -111,7 +114,12 @@ def prod(full_db_url: str, tmp_path_factory: pytest.TempPathFactory):
         f"province_name: Tỉnh Thử Nghiệm\npublic_administration_centre:\n  hotline: '{HOTLINE}'\n",
         encoding="utf-8",
     )
+    # One PostgreSQL database for the procedures and the conversations, as in deploy/prod.env.
     db = ThrowawayDatabase().create()
+    engine = get_engine(db.url())
+    create_schema(engine)
+    run_import([get_settings().data_dir], overlay=None, engine=engine)
+    engine.dispose()
     # Not listening yet: PostgreSQL and Redis are "down" when the stack starts.
     pg, redis = TcpProxy(5432), TcpProxy(6379)
     token = secrets.token_hex(16)
@@ -125,7 +133,7 @@ def prod(full_db_url: str, tmp_path_factory: pytest.TempPathFactory):
         replicas=2,
         lock_key_prefix=f"test{free_port()}",
         env={
-            "PROCEDURES_DB_URL": full_db_url,
+            "PROCEDURES_DB_URL": db.url(pg.port),
             "TRACKER_DB_URL": db.url(pg.port),
             "LOCK_STORE_URL": f"redis://127.0.0.1:{redis.port}/1",
             "RASA_API_TOKEN": token,
