@@ -243,7 +243,8 @@ class ProdStack(Stack):
         # Several replicas load their model at the same time: slower than one on a busy machine.
         super().wait_ready(name, timeout_s)
 
-    def start(self, names: tuple[str, ...] | None = None) -> ProdStack:
+    def check_settings(self) -> None:
+        """Refuse what production must never run with."""
         if not self._env().get("RASA_API_TOKEN"):
             raise RuntimeError(
                 "RASA_API_TOKEN is not set: the production profile never runs Rasa's HTTP API "
@@ -254,6 +255,9 @@ class ProdStack(Stack):
             raise RuntimeError(
                 "LOCK_STORE_URL is not set: several replicas need the Redis lock store"
             )
+
+    def start(self, names: tuple[str, ...] | None = None) -> ProdStack:
+        self.check_settings()
         try:
             super().start(names or self.names)
         except BaseException:
@@ -322,6 +326,7 @@ def main() -> int:
         replica_ports=[args.first_replica_port + i for i in range(args.replicas)],
     )
     try:
+        stack.check_settings()
         if not args.skip_import:
             prepare_databases()
         print(f"Starting {args.replicas} Rasa replicas (about a minute)...", flush=True)
