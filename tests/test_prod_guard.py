@@ -147,3 +147,21 @@ def test_log_records_are_masked(caplog) -> None:
     text = caplog.records[-1].getMessage()
     assert "0912345678" not in text and "012345678901" not in text and "an@example.vn" not in text
     assert "[số điện thoại]" in text and "[số CCCD/CMND]" in text and "[email]" in text
+
+
+def test_production_profile_refuses_to_run_without_token_or_lock_store(monkeypatch) -> None:
+    from scripts.prod import ProdStack
+
+    for name in ("RASA_API_TOKEN", "LOCK_STORE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="RASA_API_TOKEN"):
+            ProdStack(replica_ports=[1]).check_settings()
+        with pytest.raises(RuntimeError, match="LOCK_STORE_URL"):
+            ProdStack(replica_ports=[1], env={"RASA_API_TOKEN": "x"}).check_settings()
+        ProdStack(
+            replica_ports=[1], env={"RASA_API_TOKEN": "x", "LOCK_STORE_URL": "redis://h/1"}
+        ).check_settings()
+    finally:
+        get_settings.cache_clear()
