@@ -1,11 +1,16 @@
-"""Compare our NLU pipeline with Rasa's default pipeline on the held-out set.
+"""Compare our NLU pipeline with Rasa's default pipeline on the dev and blind test sets.
 
 Trains (or reuses, when config, data and component code are unchanged) two NLU models on
 data/nlu/ — ours (config.yml) and what `rasa init` writes (scripts/default_config.yml) — then
-parses tests/nlu/nlu_holdout.yml and an accent-stripped copy of it and prints, side by side:
+parses each evaluation set and an accent-stripped copy of it and prints, side by side:
 intent accuracy and macro-F1, entity F1, training time, and a fallback-threshold sweep.
 
-    PYTHONPATH=. .venv/bin/python scripts/eval_nlu.py [--retrain] [--out results/nlu-eval]
+- dev   tests/nlu/nlu_dev.yml: looked at while tuning (its errors are printed);
+- blind tests/nlu/nlu_test_blind.yml: written without reading the training data, the honest
+  final measurement. Tune with `--sets dev`; run the blind set once, at the end (its errors are
+  only written to the JSON file, so that it stays blind).
+
+    PYTHONPATH=. .venv/bin/python scripts/eval_nlu.py [--sets dev blind] [--retrain] [--out DIR]
 """
 
 from __future__ import annotations
@@ -25,7 +30,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NLU_DATA = ROOT / "data" / "nlu"
-HOLDOUT = ROOT / "tests" / "nlu" / "nlu_holdout.yml"
+EVAL_SETS = {
+    "dev": ROOT / "tests" / "nlu" / "nlu_dev.yml",
+    "blind": ROOT / "tests" / "nlu" / "nlu_test_blind.yml",
+}
+PRINTED_ERRORS = {"dev"}  # the blind set's sentences never reach the terminal
 PIPELINES = {"ours": ROOT / "config.yml", "rasa-default": ROOT / "scripts" / "default_config.yml"}
 # Inputs whose change makes a trained model stale.
 CODE_INPUTS = [*sorted((ROOT / "bot" / "nlu").glob("*.py")), ROOT / "procedures_db" / "text.py"]
@@ -93,7 +102,7 @@ def load_examples(path: Path) -> list[Example]:
     return examples
 
 
-def strip_accents(examples: list[Example]) -> list[Example]:
+def strip_accents(examples: list[Example], path: Path) -> list[Example]:
     """Accent-free copy; NFC folding keeps every offset (one character stays one character)."""
     from procedures_db.text import fold_accents, nfc
 
@@ -101,7 +110,7 @@ def strip_accents(examples: list[Example]) -> list[Example]:
     for example in examples:
         text = fold_accents(nfc(example.text))
         if len(text) != len(example.text):
-            raise ValueError(f"{HOLDOUT}: folding changed offsets in {example.text!r}")
+            raise ValueError(f"{path}: folding changed offsets in {example.text!r}")
         stripped.append(Example(text, example.intent, example.entities))
     return stripped
 
@@ -112,7 +121,8 @@ def to_prediction(result: dict) -> Prediction:
     second = ranking[1]["confidence"] if len(ranking) > 1 else 0.0
     entities = frozenset((e["entity"], e["start"], e["end"]) for e in result.get("entities", []))
     return Prediction(
-        intent=result["intent"]["name"],
+        # No intent at all (a pipeline without a classifier, e.g. an entity-only probe) = a miss.
+        intent=(result.get("intent") or {}).get("name") or FALLBACK,
         raw_intent=best["name"],
         confidence=best["confidence"],
         margin=best["confidence"] - second,
@@ -190,34 +200,69 @@ def evaluate(examples: list[Example], predictions: list[Prediction]) -> dict:
     return scores
 
 
-def print_report(results: dict, n_examples: int) -> None:
-    names = list(results)
-    print(f"\nHeld-out set: {HOLDOUT.relative_to(ROOT)} ({n_examples} examples)")
-    print(f"{'metric':38}" + "".join(f"{n:>16}" for n in names))
-    rows = [
-        ("training time (s)", lambda r: f"{r['train_seconds']:.0f}"),
-        ("intent accuracy", lambda r: f"{r['accented']['accuracy']:.3f}"),
-        ("intent macro-F1", lambda r: f"{r['accented']['macro_f1']:.3f}"),
-        ("intent accuracy, accents stripped", lambda r: f"{r['stripped']['accuracy']:.3f}"),
-        ("intent macro-F1, accents stripped", lambda r: f"{r['stripped']['macro_f1']:.3f}"),
-        ("procedure F1 (exact span)", lambda r: f"{r['accented']['procedure_f1']:.3f}"),
-        ("procedure F1 (overlap)", lambda r: f"{r['accented']['procedure_f1_overlap']:.3f}"),
-        ("procedure F1 exact, stripped", lambda r: f"{r['stripped']['procedure_f1']:.3f}"),
-        ("procedure_code F1", lambda r: f"{r['accented']['procedure_code_f1']:.3f}"),
-    ]
-    for label, cell in rows:
-        print(f"{label:38}" + "".join(f"{cell(results[n]):>16}" for n in names))
-    for name in names:
-        print(f"\nFallback threshold sweep ({name}, raw DIET confidence, ambiguity {AMBIGUITY}):")
+def span_texts(text: str, spans: frozenset) -> list[str]:
+    return sorted(f"{entity}={text[start:end]!r}" for entity, start, end in spans)
+
+
+def evaluate_set(examples: list[Example], stripped: list[Example], predictions: dict) -> dict:
+    """Scores of one evaluation set (accented and stripped), sweep, intent and span errors."""
+    pairs = list(zip(examples, predictions["accented"], strict=True))
+    return {
+        "n_examples": len(examples),
+        "accented": evaluate(examples, predictions["accented"]),
+        "stripped": evaluate(stripped, predictions["stripped"]),
+        "sweep": threshold_sweep(examples, predictions["accented"]),
+        "errors": [
+            f"{e.intent} -> {p.intent} ({p.confidence:.2f}): {e.text}"
+            for e, p in pairs
+            if e.intent != p.intent
+        ],
+        "entity_errors": [
+            f"{e.text} | gold {span_texts(e.text, e.entities)}"
+            f" | got {span_texts(e.text, p.entities)}"
+            for e, p in pairs
+            if e.entities != p.entities
+        ],
+    }
+
+
+METRIC_ROWS = [
+    ("intent accuracy", "accented", "accuracy"),
+    ("intent macro-F1", "accented", "macro_f1"),
+    ("intent accuracy, accents stripped", "stripped", "accuracy"),
+    ("intent macro-F1, accents stripped", "stripped", "macro_f1"),
+    ("procedure F1 (exact span)", "accented", "procedure_f1"),
+    ("procedure F1 (overlap)", "accented", "procedure_f1_overlap"),
+    ("procedure F1 exact, stripped", "stripped", "procedure_f1"),
+    ("procedure_code F1", "accented", "procedure_code_f1"),
+]
+
+
+def print_report(results: dict, set_names: list[str]) -> None:
+    columns = [(name, set_name) for name in results for set_name in set_names]
+    for set_name in set_names:
+        n = next(iter(results.values()))["sets"][set_name]["n_examples"]
+        print(f"\n{set_name}: {EVAL_SETS[set_name].relative_to(ROOT)} ({n} examples)")
+    print(f"\n{'metric':36}" + "".join(f"{f'{n}/{s}':>20}" for n, s in columns))
+    print(
+        f"{'training time (s)':36}"
+        + "".join(f"{results[n]['train_seconds']:>20.0f}" for n, _ in columns)
+    )
+    for label, variant, key in METRIC_ROWS:
+        cells = (results[n]["sets"][s][variant][key] for n, s in columns)
+        print(f"{label:36}" + "".join(f"{value:>20.3f}" for value in cells))
+    for name, set_name in columns:
+        result = results[name]["sets"][set_name]
+        print(f"\nFallback sweep ({name}/{set_name}, raw DIET confidence, ambiguity {AMBIGUITY}):")
         print(f"{'threshold':>10}{'fallback rate':>16}{'acc. answered':>16}{'acc. overall':>16}")
-        for row in results[name]["sweep"]:
+        for row in result["sweep"]:
             print(
                 f"{row['threshold']:>10.2f}{row['fallback_rate']:>16.3f}"
                 f"{row['accuracy_answered']:>16.3f}{row['accuracy_overall']:>16.3f}"
             )
-        if results[name]["errors"]:
-            print(f"Intent errors ({name}):")
-            for line in results[name]["errors"]:
+        if set_name in PRINTED_ERRORS and result["errors"]:
+            print(f"Intent errors ({name}/{set_name}):")
+            for line in result["errors"]:
                 print(f"  {line}")
 
 
@@ -229,30 +274,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--config", type=Path, action="append", help="evaluate this config instead (repeatable)"
     )
+    parser.add_argument(
+        "--sets",
+        nargs="+",
+        choices=sorted(EVAL_SETS),
+        default=list(EVAL_SETS),
+        help="evaluation sets (default: dev and blind)",
+    )
     args = parser.parse_args(argv)
     pipelines = {c.stem: c.resolve() for c in args.config} if args.config else PIPELINES
+    missing = [str(EVAL_SETS[s]) for s in args.sets if not EVAL_SETS[s].exists()]
+    if missing:
+        parser.error(f"evaluation set not found: {', '.join(missing)}")
     (args.out / "models").mkdir(parents=True, exist_ok=True)
 
-    accented = load_examples(HOLDOUT)
-    sets = {"accented": accented, "stripped": strip_accents(accented)}
+    sets = {}
+    for set_name in args.sets:
+        accented = load_examples(EVAL_SETS[set_name])
+        sets[set_name] = {
+            "accented": accented,
+            "stripped": strip_accents(accented, EVAL_SETS[set_name]),
+        }
+    flat = {
+        f"{s}/{variant}": examples for s, by in sets.items() for variant, examples in by.items()
+    }
     results = {}
     for name, config in pipelines.items():
         if args.only and name != args.only:
             continue
         model, seconds, reused = train(name, config, args.out, args.retrain)
         print(f"{name}: {'reused' if reused else 'trained'} {model} ({seconds:.0f} s)")
-        predictions = asyncio.run(predict_all(model, sets))
+        predictions = asyncio.run(predict_all(model, flat))
         results[name] = {
             "train_seconds": seconds,
-            **{k: evaluate(sets[k], predictions[k]) for k in sets},
-            "sweep": threshold_sweep(accented, predictions["accented"]),
-            "errors": [
-                f"{e.intent} -> {p.intent} ({p.confidence:.2f}): {e.text}"
-                for e, p in zip(accented, predictions["accented"], strict=True)
-                if e.intent != p.intent
-            ],
+            "sets": {
+                s: evaluate_set(
+                    by["accented"],
+                    by["stripped"],
+                    {v: predictions[f"{s}/{v}"] for v in by},
+                )
+                for s, by in sets.items()
+            },
         }
-    print_report(results, len(accented))
+    print_report(results, args.sets)
     (args.out / "nlu_eval.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))
     return 0
 

@@ -130,9 +130,7 @@ def test_featurizers_see_the_same_features_with_or_without_accents(
     assert features[0] == features[1] == features[2]
 
 
-@pytest.mark.parametrize(
-    "path", [ROOT / "data" / "nlu", ROOT / "tests" / "nlu" / "nlu_holdout.yml"]
-)
+@pytest.mark.parametrize("path", [ROOT / "data" / "nlu", ROOT / "tests" / "nlu" / "nlu_dev.yml"])
 def test_annotated_entities_align_with_token_boundaries(path):
     """An entity span that cut a token would be dropped by Rasa at training time."""
     examples = load_data(str(path)).entity_examples
@@ -158,10 +156,23 @@ def test_config_resolves_to_a_training_graph_with_our_tokenizer():
     assert VietnameseTokenizer in classes
 
 
-def test_holdout_sentences_are_not_in_the_training_data():
+def test_dev_sentences_are_not_in_the_training_data():
     def texts(path: Path) -> set[str]:
         return {normalized_text(m.get(TEXT)) for m in load_data(str(path)).intent_examples}
 
-    holdout = texts(ROOT / "tests" / "nlu" / "nlu_holdout.yml")
-    assert len(holdout) > 150
-    assert not holdout & texts(ROOT / "data" / "nlu")
+    dev = texts(ROOT / "tests" / "nlu" / "nlu_dev.yml")
+    assert len(dev) > 150
+    assert not dev & texts(ROOT / "data" / "nlu")
+
+
+def test_duplicate_entities_keep_the_preferred_extractor():
+    from bot.nlu.dedupe import dedupe_entities
+
+    crf = {"entity": "procedure_code", "start": 8, "end": 16, "extractor": "CRFEntityExtractor"}
+    regex = {**crf, "extractor": "RegexEntityExtractor"}
+    name = {"entity": "procedure", "start": 0, "end": 7, "extractor": "CRFEntityExtractor"}
+    kept = dedupe_entities([name, crf, regex], ["RegexEntityExtractor"])
+    assert kept == [name, regex]
+    # Different spans or types are not duplicates.
+    other = {**crf, "start": 20, "end": 28}
+    assert dedupe_entities([crf, other], ["RegexEntityExtractor"]) == [crf, other]
