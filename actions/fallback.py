@@ -10,7 +10,6 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.disambiguation import picked_code
-from actions.formatting import contact_hint
 from actions.procedure_answers import (
     EXAMPLES,
     FALLBACK_COUNT_SLOT,
@@ -20,6 +19,7 @@ from actions.procedure_answers import (
     respond,
 )
 from actions.questions import Fact, codes_in, facts_asked
+from procedures_db.profile import contact_hint
 
 
 def still_answerable(tracker: Tracker) -> bool:

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from actions.questions import Fact
-from procedures_db.profile import NATIONAL_PORTAL_URL, ProvinceProfile
+from procedures_db.facts import clean, method_fee, method_label, method_time, trim
+from procedures_db.profile import ProvinceProfile, contact_hint
 from procedures_db.queries import DocumentDetails, MethodDetails, ProcedureDetails
-from procedures_db.text import fold_accents
 
-METHOD_LABELS = {"truc_tuyen": "Trực tuyến", "truc_tiep": "Trực tiếp", "buu_chinh": "Bưu chính"}
-UNIT_LABELS = {"working_day": "ngày làm việc", "day": "ngày", "hour": "giờ", "month": "tháng"}
 ONLINE_LEVEL_TEXT = {
     "toan_trinh": "Làm được hoàn toàn trực tuyến (dịch vụ công trực tuyến toàn trình): nộp hồ sơ,"
     " nộp phí và nhận kết quả qua mạng, không phải đến cơ quan.",
@@ -38,40 +35,6 @@ FACT_LABELS = {
 }
 MAX_DOCUMENTS = 8
 MAX_STEPS = 4
-_MISSING = ("khong co thong tin", "khong co", "khong quy dinh", "")
-
-
-def clean(value: Any) -> str | None:
-    """Text with whitespace collapsed; None when empty or the portal's "no information"."""
-    if value is None:
-        return None
-    text = " ".join(str(value).split()).strip(" -;,.")
-    if text.startswith("(") and text.endswith(")") and text.count("(") == 1:
-        text = text[1:-1].strip(" -;,.")  # the scraper wrapped some descriptions in brackets
-    return None if fold_accents(text).lower() in _MISSING else text
-
-
-def trim(text: str, limit: int) -> str:
-    """At most `limit` characters, cut at a word boundary."""
-    if len(text) <= limit:
-        return text
-    return text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
-
-
-def number(value: float) -> str:
-    return f"{value:g}".replace(".", ",")
-
-
-def vnd(amount: float) -> str:
-    return f"{int(amount):,}".replace(",", ".") + " đồng"
-
-
-def contact_hint(profile: ProvinceProfile) -> str:
-    """Where a citizen gets what the bot does not know: the hotline, else the national portal."""
-    if profile.hotline:
-        hours = f" ({profile.opening_hours})" if profile.opening_hours else ""
-        return f"Bạn vui lòng gọi đường dây nóng {profile.hotline}{hours} để được hướng dẫn."
-    return f"Bạn có thể tra cứu thêm trên Cổng Dịch vụ công quốc gia: {NATIONAL_PORTAL_URL}"
 
 
 def not_available(fact: Fact, profile: ProvinceProfile) -> str:
@@ -90,7 +53,7 @@ def _per_method(
     for method in details.methods:
         value = value_of(method)
         if value:
-            pairs.append((METHOD_LABELS.get(method.method, str(method.method)), value))
+            pairs.append((method_label(method), value))
     return pairs
 
 
@@ -100,41 +63,6 @@ def _grouped(pairs: Iterable[tuple[str, str]]) -> list[str]:
     for label, value in pairs:
         groups.setdefault(value, []).append(label)
     return [f"- {', '.join(labels)}: {value}" for value, labels in groups.items()]
-
-
-def method_time(method: MethodDetails) -> str | None:
-    if method.time_value is not None and method.time_unit in UNIT_LABELS:
-        return f"{number(method.time_value)} {UNIT_LABELS[method.time_unit]}"
-    if method.time_value is not None:  # the portal gave a bare number: never guess its unit
-        return f"{number(method.time_value)} (nguồn không ghi rõ đơn vị)"
-    return clean(method.time_text)
-
-
-def _is_free_text(text: str | None) -> bool:
-    return bool(text) and fold_accents(text).lower().startswith(("mien phi", "khong thu"))
-
-
-def _vietnamese_amounts(cell: str) -> str:
-    """ "2,000,000 Việt Nam Đồng" -> "2.000.000 đồng" (the portal's cells use English commas)."""
-    cell = re.sub(r"\d{1,3}(?:,\d{3})+", lambda m: m.group(0).replace(",", "."), cell)
-    return re.sub(r"Việt Nam Đồng|VNĐ|VND", "đồng", cell)
-
-
-def method_fee(method: MethodDetails) -> str | None:
-    """The fee as the record states it. The description explains a "Miễn phí" cell (and often
-    contradicts it with an amount), so it replaces such a cell; a unit ("/trang") joins the cell.
-    """
-    cell, description = clean(method.fee_text), clean(method.fee_description)
-    amounts = [a for a in (method.fee_amounts or []) if a]
-    if cell and _is_free_text(cell):
-        if description:
-            return trim(description, 400)
-        return ", ".join(vnd(a) for a in amounts) if amounts else cell
-    cell = _vietnamese_amounts(cell) if cell else None
-    if cell and description:
-        glue = "" if description.startswith("/") else ". "
-        return cell + glue + trim(description, 400)
-    return cell or (trim(description, 400) if description else None)
 
 
 def time_text(details: ProcedureDetails, profile: ProvinceProfile) -> str:

@@ -37,7 +37,7 @@ from actions.disambiguation import (
     offer,
     picked_code,
 )
-from actions.formatting import contact_hint, procedure_answer
+from actions.formatting import procedure_answer
 from actions.questions import (
     Fact,
     asks_same_again,
@@ -47,7 +47,7 @@ from actions.questions import (
     procedure_phrase,
     procedure_words,
 )
-from procedures_db.profile import ProvinceProfile
+from procedures_db.profile import ProvinceProfile, contact_hint
 from procedures_db.search import SearchHit, has_clear_winner
 from procedures_db.text import tokens
 

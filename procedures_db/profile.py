@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from procedures_db.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 NATIONAL_PORTAL_URL = "https://dichvucong.gov.vn"
 
@@ -62,4 +65,33 @@ def load_profile(path: Path | None = None) -> ProvinceProfile:
         opening_hours=_text(centre.get("opening_hours"), path, field_of + "opening_hours"),
         hotline=_text(centre.get("hotline"), path, field_of + "hotline"),
         commune_one_stop=_text(raw.get("commune_one_stop"), path, "commune_one_stop"),
+    )
+
+
+def load_profile_or_default(path: Path | None = None) -> ProvinceProfile:
+    """The profile, or the default one (national portal only) when the file is unusable: a
+    broken profile must not also break the answer that needs it. The error is logged."""
+    try:
+        return load_profile(path)
+    except (ProfileError, OSError, UnicodeError) as error:
+        logger.error("Province profile unusable, using the default profile: %s", error)
+        return ProvinceProfile()
+
+
+def contact_hint(profile: ProvinceProfile) -> str:
+    """Where a citizen gets what the bot cannot tell: the hotline (and its hours) when the
+    province published one, else the online portal."""
+    if profile.hotline:
+        hours = f" ({profile.opening_hours})" if profile.opening_hours else ""
+        return f"Để được hướng dẫn, bạn vui lòng gọi đường dây nóng {profile.hotline}{hours}."
+    url = profile.online_portal_url
+    portal = "Cổng Dịch vụ công quốc gia" if url == NATIONAL_PORTAL_URL else "Cổng Dịch vụ công"
+    return f"Để được hướng dẫn, bạn có thể tra cứu trên {portal}: {url}"
+
+
+def outage_apology(profile: ProvinceProfile) -> str:
+    """What a citizen reads when the assistant cannot answer at all: never silence."""
+    return (
+        "Xin lỗi, hệ thống đang gặp sự cố nên chưa trả lời được câu hỏi của bạn. "
+        f"Bạn vui lòng thử lại sau ít phút. {contact_hint(profile)}"
     )

@@ -11,35 +11,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload
 
 from procedures_db.db import get_engine
-from procedures_db.models import (
-    Document,
-    ImportRun,
-    LegalBasis,
-    Method,
-    OnlineLevel,
-    Procedure,
-    SubmissionMethod,
-    TimeUnit,
+from procedures_db.facts import (
+    LEVEL_LABELS,
+    ONLINE_LABELS,
+    UNKNOWN,
+    method_fee,
+    method_label,
+    method_time,
 )
-
-METHOD_LABELS = {
-    Method.ONLINE.value: "Trực tuyến",
-    Method.IN_PERSON.value: "Trực tiếp",
-    Method.POSTAL.value: "Dịch vụ bưu chính",
-}
-UNIT_LABELS = {
-    TimeUnit.WORKING_DAY.value: "ngày làm việc",
-    TimeUnit.DAY.value: "ngày",
-    TimeUnit.HOUR.value: "giờ",
-    TimeUnit.MONTH.value: "tháng",
-}
-ONLINE_LEVEL_LABELS = {
-    OnlineLevel.FULL.value: "Dịch vụ công trực tuyến toàn trình",
-    OnlineLevel.PARTIAL.value: "Dịch vụ công trực tuyến một phần",
-    OnlineLevel.OFFLINE.value: "Chỉ nộp trực tiếp hoặc qua bưu chính",
-    OnlineLevel.UNKNOWN.value: "Có nộp trực tuyến, chưa rõ mức độ",
-}
-LEVEL_LABELS = {"bo": "Cấp bộ", "tinh": "Cấp tỉnh", "xa": "Cấp xã", "khac": "Cơ quan khác"}
+from procedures_db.models import Document, ImportRun, LegalBasis, Procedure, SubmissionMethod
 
 
 @dataclass(frozen=True)
@@ -187,34 +167,6 @@ def database_stats(*, engine: Engine | None = None) -> dict[str, Any]:
 # --- text for `show` ---------------------------------------------------------------------------
 
 
-def format_amount(amount: int) -> str:
-    return f"{amount:,}".replace(",", ".") + " đồng"
-
-
-def format_time(method: MethodDetails) -> str:
-    if method.time_value is None:
-        return method.time_text or "không có thông tin"
-    number = f"{method.time_value:g}".replace(".", ",")
-    unit = UNIT_LABELS.get(method.time_unit or "")
-    return f"{number} {unit}" if unit else f"{number} (nguồn không ghi đơn vị)"
-
-
-def format_fee(method: MethodDetails) -> str:
-    """Amounts first: a "Miễn phí" cell whose note states amounts is shown with those amounts."""
-    parts = []
-    if method.fee_amounts:
-        parts.append("mức thu " + "; ".join(format_amount(a) for a in method.fee_amounts))
-        if method.fee_text and method.fee_text != "Miễn phí":
-            parts.append(f"ô phí ghi: {method.fee_text}")
-    elif method.fee_text:
-        parts.append(method.fee_text)
-    else:
-        parts.append("không có thông tin")
-    if method.fee_description:
-        parts.append(f"({method.fee_description})")
-    return " ".join(parts)
-
-
 def _section(title: str, body: str | None) -> list[str]:
     return [f"{title}:", f"  {body.strip()}"] if body and body.strip() else []
 
@@ -226,7 +178,7 @@ def format_procedure_text(details: ProcedureDetails) -> str:
         f"{details.code} — {details.name}",
         f"Lĩnh vực: {details.field or '-'}",
         f"Cấp thực hiện: {levels}",
-        f"Mức độ trực tuyến: {ONLINE_LEVEL_LABELS.get(details.online_level, details.online_level)}"
+        f"Mức độ trực tuyến: {ONLINE_LABELS.get(details.online_level, details.online_level)}"
         f" (nguồn: {details.online_level_source})",
     ]
     if details.online_submit_url:
@@ -234,14 +186,12 @@ def format_procedure_text(details: ProcedureDetails) -> str:
     lines.append(f"Cơ quan thực hiện: {details.implementing_agencies or '-'}")
     lines.append("Cách thức thực hiện:")
     for method in details.methods:
-        label = METHOD_LABELS.get(method.method, method.method)
-        lines.append(
-            f"  - {label}: thời hạn {format_time(method)}; phí, lệ phí: {format_fee(method)}"
-        )
+        time, fee = method_time(method) or UNKNOWN, method_fee(method) or UNKNOWN
+        lines.append(f"  - {method_label(method)}: thời hạn {time}; phí, lệ phí: {fee}")
         if method.description:
             lines.append(f"    Mô tả: {method.description}")
     if not details.methods:
-        lines.append("  không có thông tin")
+        lines.append(f"  {UNKNOWN}")
     lines.append("Thành phần hồ sơ:")
     for doc in details.documents:
         quantity = (

@@ -11,19 +11,13 @@ from sqlalchemy import select
 
 from procedures_db import search
 from procedures_db.db import get_engine
+from procedures_db.facts import LEVEL_LABELS, NOTHING_MORE, ONLINE_LABELS, UNKNOWN, clean
 from procedures_db.models import SubmissionMethod
 from procedures_db.text import canonical
 from tests.staff_support import app_settings
 from webapp.api import RateLimiter
 from webapp.app import create_app
-from webapp.lookup import (
-    LEVEL_LABELS,
-    MAX_LIMIT,
-    NOTHING_MORE,
-    ONLINE_LABELS,
-    UNKNOWN,
-    format_fee,
-)
+from webapp.lookup import MAX_LIMIT, method_summary
 
 LICENCE_EXCHANGE = "3.000347"  # Đổi giấy phép lái xe
 LICENCE_FIELD = "Sát hạch, cấp giấy phép lái xe"
@@ -186,14 +180,14 @@ def test_rate_limiter_refills_over_time():
         (
             {"fee_amounts": [], "fee_text": "Miễn phí",
              "fee_description": "Mức lệ phí do Hội đồng nhân dân tỉnh quyết định."},
-            "theo ghi chú: Mức lệ phí do Hội đồng nhân dân tỉnh quyết định.",
+            "Mức lệ phí do Hội đồng nhân dân tỉnh quyết định",
         ),
         ({"fee_amounts": [], "fee_text": "Không có thông tin"}, UNKNOWN),
         ({"fee_amounts": [], "fee_text": None}, UNKNOWN),
     ],
 )  # fmt: skip
 def test_fee_wording(method, expected):
-    assert format_fee(method) == expected
+    assert method_summary(method)["fee"] == expected
 
 
 def test_no_bare_free_fee_that_the_description_contradicts(full_db_engine):
@@ -203,8 +197,9 @@ def test_no_bare_free_fee_that_the_description_contradicts(full_db_engine):
     )
     with full_db_engine.connect() as connection:
         methods = [row._mapping for row in connection.execute(columns)]
-    free = [m for m in methods if format_fee(m).lower() == "miễn phí"]
+    free = [m for m in methods if method_summary(m)["fee"].lower() == "miễn phí"]
     assert free  # the data does have free procedures
     amount = re.compile(r"\d[\d.]*\s*(đồng|vnđ|vnd)", re.IGNORECASE)
     assert not [m["fee_description"] for m in free if amount.search(m["fee_description"] or "")]
-    assert all(canonical(m["fee_description"] or "").rstrip(" .") in NOTHING_MORE for m in free)
+    notes = [clean(m["fee_description"]) for m in free]
+    assert all(note is None or canonical(note) in NOTHING_MORE for note in notes)

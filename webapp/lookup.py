@@ -17,53 +17,33 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from procedures_db.facts import (
+    LEVEL_LABELS,
+    ONLINE_LABELS,
+    UNKNOWN,
+    known,
+    method_fee,
+    method_label,
+    method_time,
+)
 from procedures_db.models import Level, Method, OnlineLevel, Procedure, SubmissionMethod
 from procedures_db.profile import ProvinceProfile
 from procedures_db.settings import Settings
-from procedures_db.text import canonical
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-UNKNOWN = "chưa có thông tin"
 MAX_QUERY_LENGTH = 200
 MAX_FIELD_LENGTH = 300
 MAX_LIMIT = 50
 DEFAULT_LIMIT = 10
 
-LEVEL_LABELS = {
-    Level.MINISTRY.value: "Cấp bộ",
-    Level.PROVINCE.value: "Cấp tỉnh",
-    Level.COMMUNE.value: "Cấp xã",
-    Level.OTHER.value: "Cấp khác",
-}
-ONLINE_LABELS = {
-    OnlineLevel.FULL.value: "Trực tuyến toàn trình",
-    OnlineLevel.PARTIAL.value: "Trực tuyến một phần",
-    OnlineLevel.OFFLINE.value: "Không nộp trực tuyến",
-    OnlineLevel.UNKNOWN.value: "Có nộp trực tuyến (chưa rõ mức độ)",
-}
 # How the summary script says it (the "truc_tiep" level never gets here: no online method).
 ONLINE_SCRIPT = {
     OnlineLevel.FULL.value: "toàn trình",
     OnlineLevel.PARTIAL.value: "một phần (một số bước vẫn làm trực tiếp)",
     OnlineLevel.UNKNOWN.value: "chưa rõ toàn trình hay một phần",
 }
-METHOD_LABELS = {
-    Method.ONLINE.value: "Trực tuyến",
-    Method.IN_PERSON.value: "Trực tiếp",
-    Method.POSTAL.value: "Bưu chính",
-}
-UNIT_LABELS = {
-    "working_day": "ngày làm việc",
-    "day": "ngày",
-    "hour": "giờ",
-    "month": "tháng",
-}
-FREE_WORDS = ("miễn phí", "không thu")
-# Fee descriptions that add nothing to a "Miễn phí" cell.
-NOTHING_MORE = {"", "không", "không có", "không quy định", "chưa quy định", "miễn phí", "không thu"}
-_NO_INFO_TEXTS = {"", "không có thông tin", "khong co thong tin"}
 
 
 class ParamError(ValueError):
@@ -136,53 +116,13 @@ async def call_blocking(settings: Settings, function: Callable[..., T], *args: A
 # ---- wording -------------------------------------------------------------------------------
 
 
-def known(value: object) -> str:
-    """The text, or "chưa có thông tin" when the source has none."""
-    text = str(value).strip() if value is not None else ""
-    return UNKNOWN if text.lower() in _NO_INFO_TEXTS else text
-
-
-def format_number(value: float) -> str:
-    """Vietnamese number: 135000 -> "135.000", 0.5 -> "0,5"."""
-    if float(value).is_integer():
-        return f"{int(value):,}".replace(",", ".")
-    return f"{value:g}".replace(".", ",")
-
-
-def format_time(method: Mapping[str, Any]) -> str:
-    value, unit = method.get("time_value"), method.get("time_unit")
-    if value is not None and unit in UNIT_LABELS:
-        return f"{format_number(value)} {UNIT_LABELS[unit]}"
-    return known(method.get("time_text"))
-
-
-def _shorten(text: str, width: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + "…"
-
-
-def format_fee(method: Mapping[str, Any]) -> str:
-    """Amounts found in the fee cell or its description win over a bare "Miễn phí" cell; a
-    "Miễn phí" cell whose description says more (e.g. "Mức lệ phí do HĐND tỉnh quyết định")
-    shows that description instead of "Miễn phí"."""
-    amounts = [amount for amount in method.get("fee_amounts") or [] if amount]
-    if amounts:
-        return "; ".join(f"{format_number(amount)} đồng" for amount in dict.fromkeys(amounts))
-    text = known(method.get("fee_text"))
-    note = (method.get("fee_description") or "").strip()
-    says_free = any(word in canonical(text) for word in FREE_WORDS)
-    if says_free and canonical(note).rstrip(" .") not in NOTHING_MORE:
-        return f"theo ghi chú: {_shorten(note)}"
-    return text
-
-
 def method_summary(method: Mapping[str, Any]) -> dict[str, str]:
-    name = method.get("method") or ""
+    """Per-method wording for tables and the read-aloud script (the short fee form)."""
     return {
-        "method": name,
-        "method_label": METHOD_LABELS.get(name, known(name)),
-        "time": format_time(method),
-        "fee": format_fee(method),
+        "method": method.get("method") or "",
+        "method_label": method_label(method),
+        "time": method_time(method) or UNKNOWN,
+        "fee": method_fee(method, short=True) or UNKNOWN,
     }
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from procedures_db.profile import NATIONAL_PORTAL_URL, ProfileError, ProvinceProfile, load_profile
+from procedures_db.profile import load_profile_or_default, outage_apology
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,8 @@ async def _http_session(app: web.Application) -> AsyncIterator[None]:
 
 
 async def portal_page(request: web.Request) -> web.Response:
-    profile = await _profile_or_none()
-    province = profile.province_name if profile else None
+    profile = await asyncio.to_thread(load_profile_or_default)
+    province = profile.province_name
     # The page's own tag is relative: behind a TLS proxy request.scheme says http, and an
     # http:// script on an https page would be blocked. The snippet shown to copy is absolute.
     snippet = embed_snippet(f"{request.scheme}://{request.host}")
@@ -82,7 +82,7 @@ async def portal_page(request: web.Request) -> web.Response:
         portal_name=html.escape(
             f"Cổng thông tin điện tử {province}" if province else DEMO_PORTAL_NAME
         ),
-        online_portal=html.escape(profile.online_portal_url if profile else NATIONAL_PORTAL_URL),
+        online_portal=html.escape(profile.online_portal_url),
         own_tag=embed_snippet(""),
         snippet_text=html.escape(snippet),
     )
@@ -232,23 +232,6 @@ def _clean_reply(reply: object) -> dict[str, Any] | None:
     return clean or None
 
 
-async def _profile_or_none() -> ProvinceProfile | None:
-    try:
-        return await asyncio.to_thread(load_profile)
-    except (ProfileError, OSError) as error:
-        log.error("province profile unusable: %s", error)
-        return None
-
-
 async def apology_text() -> str:
     """What the citizen reads when the bot cannot answer: never silence, always a next step."""
-    profile = await _profile_or_none()
-    apology = "Xin lỗi, hệ thống trợ lý đang gặp sự cố nên chưa trả lời được câu hỏi của bạn."
-    if profile and profile.hotline:
-        return (
-            f"{apology} Bạn vui lòng gọi đường dây nóng {profile.hotline} hoặc thử lại sau ít phút."
-        )
-    return (
-        f"{apology} Bạn có thể tra cứu thủ tục trên Cổng Dịch vụ công quốc gia "
-        f"{NATIONAL_PORTAL_URL} hoặc thử lại sau ít phút."
-    )
+    return outage_apology(await asyncio.to_thread(load_profile_or_default))

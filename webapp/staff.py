@@ -30,8 +30,6 @@ from webapp.lookup import (
     UNKNOWN,
     LookupUnavailable,
     call_blocking,
-    format_fee,
-    format_time,
     known,
     list_fields,
     method_summary,
@@ -313,14 +311,15 @@ def _table(headings: Iterable[str], rows: str, *, table_id: str = "", caption: s
 def _methods_table(methods: list[Mapping[str, Any]]) -> str:
     if not methods:
         return f'<p class="unknown">{UNKNOWN}</p>'
+    summaries = [(m, method_summary(m)) for m in methods]
     rows = "".join(
         "<tr>"
-        f"<th scope=row>{h(method_summary(m)['method_label'])}</th>"
-        f"<td>{h(format_time(m))}</td><td>{h(format_fee(m))}</td>"
+        f"<th scope=row>{h(summary['method_label'])}</th>"
+        f"<td>{h(summary['time'])}</td><td>{h(summary['fee'])}</td>"
         f"<td class=small>{h(known(m.get('fee_description') or m.get('fee_text')))}</td>"
         f"<td class=small>{h(known(m.get('description')))}</td>"
         "</tr>"
-        for m in methods
+        for m, summary in summaries
     )
     headings = ["Cách nộp", "Thời gian giải quyết", "Phí, lệ phí", "Ghi chú phí (nguyên văn)"]
     return _table([*headings, "Mô tả"], rows)

@@ -22,7 +22,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channels.memory import SharedMemory
-from procedures_db.profile import NATIONAL_PORTAL_URL, load_profile
+from procedures_db.profile import ProvinceProfile, load_profile_or_default, outage_apology
 
 logger = logging.getLogger(__name__)
 
@@ -37,19 +37,14 @@ SILENT_COMMANDS = (f"/{USER_INTENT_RESTART}", f"/{USER_INTENT_SESSION_START}")
 
 async def apology_text() -> str:
     """Said when the bot produced nothing: never leave a citizen in silence."""
-    hotline = None
     try:
-        profile = await asyncio.wait_for(asyncio.to_thread(load_profile), PROFILE_TIMEOUT_S)
-        hotline = profile.hotline
-    except Exception:  # a broken profile must not also break the apology
-        logger.exception("Cannot read the province profile for the hotline")
-    base = "Xin lỗi, hệ thống đang gặp sự cố nên chưa trả lời được câu hỏi của bạn. "
-    if hotline:
-        return base + f"Bạn vui lòng thử lại sau ít phút hoặc gọi đường dây nóng {hotline}."
-    return (
-        base + "Bạn vui lòng thử lại sau ít phút hoặc tra cứu trên Cổng Dịch vụ công quốc gia: "
-        f"{NATIONAL_PORTAL_URL}"
-    )
+        profile = await asyncio.wait_for(
+            asyncio.to_thread(load_profile_or_default), PROFILE_TIMEOUT_S
+        )
+    except asyncio.TimeoutError:  # a slow disk must not also delay the apology
+        logger.error("Province profile not read within %.1f s", PROFILE_TIMEOUT_S)
+        profile = ProvinceProfile()
+    return outage_apology(profile)
 
 
 # --- credentials ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.shared.core.constants import USER_INTENT_RESTART, USER_INTENT_SESSION_START
 
-from procedures_db.profile import ProfileError, ProvinceProfile, load_profile
+from procedures_db.profile import load_profile_or_default, outage_apology
 
 logger = logging.getLogger(__name__)
 
@@ -58,20 +58,7 @@ def record_failure(reason: str) -> None:
 
 @lru_cache(maxsize=1)
 def apology_text() -> str:
-    try:
-        profile = load_profile()
-    except ProfileError as error:
-        logger.error("Province profile unusable, apology without hotline: %s", error)
-        profile = ProvinceProfile()
-    contact = (
-        f"gọi đường dây nóng {profile.hotline}"
-        if profile.hotline
-        else f"tra cứu thủ tục trên Cổng Dịch vụ công {profile.online_portal_url}"
-    )
-    return (
-        "Xin lỗi, hệ thống đang gặp sự cố nên chưa trả lời được tin nhắn này. "
-        f"Bạn vui lòng thử lại sau ít phút hoặc {contact}."
-    )
+    return outage_apology(load_profile_or_default())
 
 
 class ActionFailureHook(logging.Filter):

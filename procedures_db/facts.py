@@ -1,0 +1,147 @@
+"""How a procedure's facts are worded, the same way in the bot, the staff page and the CLI.
+
+Pure functions on one submission method (a `queries.MethodDetails`, or a mapping with the same
+keys such as a JSON-ready dict or a database row). A value the source lacks gives None (or
+`UNKNOWN` through `known`), never a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from procedures_db.models import Level, Method, OnlineLevel, TimeUnit
+from procedures_db.text import canonical, fold_accents
+
+UNKNOWN = "chưa có thông tin"
+
+METHOD_LABELS = {
+    Method.ONLINE.value: "Trực tuyến",
+    Method.IN_PERSON.value: "Trực tiếp",
+    Method.POSTAL.value: "Bưu chính",
+}
+UNIT_LABELS = {
+    TimeUnit.WORKING_DAY.value: "ngày làm việc",
+    TimeUnit.DAY.value: "ngày",
+    TimeUnit.HOUR.value: "giờ",
+    TimeUnit.MONTH.value: "tháng",
+}
+LEVEL_LABELS = {
+    Level.MINISTRY.value: "Cấp bộ",
+    Level.PROVINCE.value: "Cấp tỉnh",
+    Level.COMMUNE.value: "Cấp xã",
+    Level.OTHER.value: "Cấp khác",
+}
+ONLINE_LABELS = {
+    OnlineLevel.FULL.value: "Trực tuyến toàn trình",
+    OnlineLevel.PARTIAL.value: "Trực tuyến một phần",
+    OnlineLevel.OFFLINE.value: "Không nộp trực tuyến",
+    OnlineLevel.UNKNOWN.value: "Có nộp trực tuyến (chưa rõ mức độ)",
+}
+# Fee notes that add nothing to a "Miễn phí" cell (compared after `clean` and `canonical`).
+NOTHING_MORE = {"không", "không có", "không quy định", "chưa quy định", "miễn phí", "không thu"}
+# The portal's ways of saying "no information" (accent-folded).
+_MISSING = ("khong co thong tin", "khong co", "khong quy dinh", "")
+_FREE_PREFIXES = ("mien phi", "khong thu")
+NOTE_LIMIT = 400
+SHORT_NOTE_LIMIT = 160
+
+
+def clean(value: Any) -> str | None:
+    """Text with whitespace collapsed; None when empty or the portal's "no information"."""
+    if value is None:
+        return None
+    text = " ".join(str(value).split()).strip(" -;,.")
+    if text.startswith("(") and text.endswith(")") and text.count("(") == 1:
+        text = text[1:-1].strip(" -;,.")  # the scraper wrapped some descriptions in brackets
+    return None if fold_accents(text).lower() in _MISSING else text
+
+
+def known(value: Any) -> str:
+    """The text as the source has it (line breaks kept), or `UNKNOWN` when it has none."""
+    return UNKNOWN if clean(value) is None else str(value).strip()
+
+
+def trim(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
+
+
+def format_number(value: float) -> str:
+    """Vietnamese number: 135000 -> "135.000", 2.5 -> "2,5"."""
+    if float(value).is_integer():
+        return f"{int(value):,}".replace(",", ".")
+    return f"{value:g}".replace(".", ",")
+
+
+def format_vnd(amount: float) -> str:
+    return f"{format_number(amount)} đồng"
+
+
+def _get(method: Any, name: str) -> Any:
+    if isinstance(method, Mapping):
+        return method.get(name)
+    return getattr(method, name, None)
+
+
+def method_label(method: Any) -> str:
+    name = _get(method, "method") or ""
+    return METHOD_LABELS.get(name, known(name))
+
+
+def method_time(method: Any) -> str | None:
+    """ "5 ngày làm việc"; a bare number keeps no unit (the source gave none, never guess one)."""
+    value, unit = _get(method, "time_value"), _get(method, "time_unit")
+    if value is not None and unit in UNIT_LABELS:
+        return f"{format_number(value)} {UNIT_LABELS[unit]}"
+    if value is not None:
+        return f"{format_number(value)} (nguồn không ghi rõ đơn vị)"
+    return clean(_get(method, "time_text"))
+
+
+def _says_free(cell: str) -> bool:
+    return fold_accents(cell).lower().startswith(_FREE_PREFIXES)
+
+
+def _vietnamese_amounts(cell: str) -> str:
+    """ "2,000,000 Việt Nam Đồng" -> "2.000.000 đồng" (the portal's cells use English commas)."""
+    cell = re.sub(r"\d{1,3}(?:,\d{3})+", lambda m: m.group(0).replace(",", "."), cell)
+    return re.sub(r"Việt Nam Đồng|VNĐ|VND", "đồng", cell)
+
+
+def _shows(text: str, amount: int) -> bool:
+    return re.search(rf"(?<![\d.]){re.escape(format_number(amount))}(?!\.?\d)", text) is not None
+
+
+def method_fee(method: Any, *, short: bool = False) -> str | None:
+    """The fee as the record states it.
+
+    A "Miễn phí" cell is never shown when the note contradicts it (parsed amounts) or explains
+    it ("Mức lệ phí do HĐND tỉnh quyết định"): the note replaces it. A unit note ("/trang")
+    joins the amount. Parsed amounts ("135.000 đồng") always appear: when the text does not
+    already state each of them, they follow it. `short` (staff tables and the read-aloud script,
+    which show or point to the note separately) gives just the amounts when there are any, else
+    the cell, else the note shortened.
+    """
+    cell, note = clean(_get(method, "fee_text")), clean(_get(method, "fee_description"))
+    amounts = list(dict.fromkeys(a for a in _get(method, "fee_amounts") or [] if a))
+    explanation = None if note is None or canonical(note) in NOTHING_MORE else note
+    unit = explanation if explanation and explanation.startswith("/") else ""
+    stated = "; ".join(format_vnd(amount) for amount in amounts)
+    if cell and _says_free(cell):
+        cell = None if amounts or explanation else cell
+    elif cell:
+        cell = _vietnamese_amounts(cell)
+    if cell and unit:
+        cell, explanation = cell + unit, None
+    if short:
+        if amounts:
+            return stated + unit
+        return cell or (trim(explanation, SHORT_NOTE_LIMIT) if explanation else None)
+    text = ". ".join(filter(None, [cell, explanation and trim(explanation, NOTE_LIMIT)]))
+    if any(not _shows(text, amount) for amount in amounts):
+        text = f"{text} (mức thu: {stated})" if text else stated
+    return text or None
