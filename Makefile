@@ -79,9 +79,13 @@ test: setup browser train
 	$(RASA) test core --stories tests/stories --model $(MODEL) --out results/core --fail-on-prediction-errors
 	$(PY) -m pytest -q
 
-bench: import
+# Search quality/latency and import time, the staff API under 20 clients, the production
+# profile under 100 simulated citizens (1 and 2 replicas; ~7 min), and a longer fuzz run.
+bench: import train
 	$(PY) -m procedures_db.bench
 	$(PY) scripts/bench_api.py
+	$(PY) scripts/load_test.py --json results/load.json
+	FUZZ_EXAMPLES=2000 $(PY) -m pytest -q tests/test_fuzz_inputs.py tests/test_fuzz_webapp.py
 
 # NLU and end-to-end figures, ours beside Rasa's default pipeline (trains both; ~15 min here).
 eval: import train

@@ -174,10 +174,14 @@ class Stack:
     def start(self, names: tuple[str, ...] = ("actions", "rasa", "web")) -> Stack:
         if "rasa" in names and not self.model.exists():
             raise FileNotFoundError(f"no trained model at {self.model}: run `make train`")
-        for name in names:
-            self.start_process(name)
-        for name in names:
-            self.wait_ready(name)
+        try:
+            for name in names:
+                self.start_process(name)
+            for name in names:
+                self.wait_ready(name)
+        except BaseException:
+            self.stop()  # never leave the processes already started running
+            raise
         return self
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM) -> None:
