@@ -211,6 +211,8 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     args = parser.parse_args()
     settings = get_settings()
+    # SIGTERM (a service manager, `timeout`) must stop the children too, like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     stack = Stack(model=args.model, web_port=settings.web_port)
     print("Đang khởi động (Rasa cần khoảng 30-60 giây để nạp mô hình)...", flush=True)
     with stack:
