@@ -85,7 +85,7 @@ bench: import train
 	$(PY) -m procedures_db.bench
 	$(PY) scripts/bench_api.py
 	$(PY) scripts/load_test.py --json results/load.json
-	FUZZ_EXAMPLES=2000 $(PY) -m pytest -q tests/test_fuzz_inputs.py tests/test_fuzz_webapp.py
+	FUZZ_EXAMPLES=2000 $(PY) -m pytest -q tests/test_fuzz_inputs.py tests/test_fuzz_webapp.py tests/test_fuzz_schemathesis.py
 
 # NLU and end-to-end figures, ours beside Rasa's default pipeline (trains both; ~15 min here).
 eval: import train
