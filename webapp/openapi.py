@@ -145,8 +145,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         _query("field", "Exact field (lĩnh vực) name, as listed by /api/fields.",
                {"type": "string", "maxLength": MAX_FIELD_LENGTH}),
         _query("level", "Level that carries out the procedure: bo (ministry), tinh (province), "
-               "xa (commune), khac (other). Empty means no filter.", {"type": "string", "enum": list(LEVEL_LABELS)}),
-        _query("online", "Online-service level. Empty means no filter.", {"type": "string", "enum": list(ONLINE_LABELS)}),
+               "xa (commune), khac (other). Empty means no filter.",
+               {"type": "string", "enum": list(LEVEL_LABELS)}),
+        _query("online", "Online-service level. Empty means no filter.",
+               {"type": "string", "enum": list(ONLINE_LABELS)}),
         _query("limit", "Maximum number of results.",
                {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
     ]  # fmt: skip
