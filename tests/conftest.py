@@ -69,3 +69,26 @@ def running_stack(full_db_url: str, tmp_path_factory: pytest.TempPathFactory):
     stack.start()
     yield stack
     stack.stop()
+
+
+# Debian's Chromium (`make browser`); a browser download is impossible here. The flags keep it
+# from reaching out to the network at start.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser():
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
