@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ class PlannedAnswer:
     body: dict[str, Any]
 
 
-class FakeApi:
+class FakeApi(ABC):
     """Subclasses add routes in `routes()`; every request is recorded before it is answered."""
 
     def __init__(self) -> None:
@@ -36,8 +37,9 @@ class FakeApi:
         self._planned: dict[str, deque[PlannedAnswer]] = {}
         self._server: TestServer | None = None
 
+    @abstractmethod
     def routes(self) -> list[web.RouteDef]:
-        raise NotImplementedError
+        """The fake API's endpoints."""
 
     def fail_next(self, path: str, status: int, body: dict | None = None, times: int = 1) -> None:
         """The next `times` requests to `path` get this answer instead of the normal one."""
