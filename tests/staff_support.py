@@ -72,14 +72,13 @@ def slot(name: str, value: Any, timestamp: float):
     return SlotSet(name, value, timestamp=timestamp)
 
 
-async def save_conversation(url: str, sender_id: str, events: list) -> None:
-    """Store events with Rasa's own SQLTrackerStore, exactly as the running bot does."""
+def sql_tracker_store(url: str):
+    """Rasa's own SQLTrackerStore on the database at `url` (SQLite or PostgreSQL)."""
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.domain import Domain
-    from rasa.shared.core.trackers import DialogueStateTracker
 
     parsed = make_url(url)
-    store = SQLTrackerStore(
+    return SQLTrackerStore(
         Domain.empty(),
         dialect=parsed.drivername.split("+")[0],
         host=parsed.host,
@@ -87,6 +86,13 @@ async def save_conversation(url: str, sender_id: str, events: list) -> None:
         db=parsed.database,
         username=parsed.username,
     )
+
+
+async def save_conversation(url: str, sender_id: str, events: list) -> None:
+    """Store events with Rasa's own SQLTrackerStore, exactly as the running bot does."""
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    store = sql_tracker_store(url)
     try:
         await store.save(DialogueStateTracker.from_events(sender_id, events))
     finally:

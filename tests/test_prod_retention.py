@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from scripts.prod import ensure_postgres_database
 from scripts.retention import delete_old_conversations, main
+from tests.staff_support import sql_tracker_store
 
 DAY = 86_400
 NOW = time.time()
@@ -18,20 +19,10 @@ NOW = time.time()
 
 async def _save_conversations(url: str, ages_in_days: dict[str, list[float]]) -> None:
     """One conversation per sender, one user message per age (days before NOW)."""
-    from rasa.core.tracker_store import SQLTrackerStore
-    from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    parsed = sa.engine.make_url(url)
-    store = SQLTrackerStore(
-        Domain.empty(),
-        dialect=parsed.drivername.split("+")[0],
-        host=parsed.host,
-        port=parsed.port,
-        db=parsed.database,
-        username=parsed.username,
-    )
+    store = sql_tracker_store(url)
     for sender, ages in ages_in_days.items():
         events = []
         for age in sorted(ages, reverse=True):

@@ -18,6 +18,14 @@ def text_or_none(value: Any) -> str | None:
     return None if not value or value == "Không có thông tin" else value
 
 
+def field_text(raw: dict[str, Any], key: str) -> str | None:
+    """`text_or_none` of one field; a non-text value is a reject naming that field."""
+    try:
+        return text_or_none(raw.get(key))
+    except TypeError as error:
+        raise FieldError(key, str(error)) from None
+
+
 def join_names(items: Iterable[dict[str, Any]] | None, key: str = "name") -> str | None:
     names: list[str] = []
     for item in items or []:

@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from procedures_db import parsing
-from procedures_db.importers.common import join_names, require_code, require_name, text_or_none
+from procedures_db.importers.common import (
+    field_text,
+    join_names,
+    require_code,
+    require_name,
+    text_or_none,
+)
 from procedures_db.importers.records import FieldError, ProcedureRecord, SourceItem
 from procedures_db.importers.report import ImportReport
 from procedures_db.models import Level, Method, OnlineLevel, TimeUnit
@@ -62,13 +68,6 @@ def read_file(path: Path, report: ImportReport) -> Iterator[SourceItem]:
             report.reject(name, index, error.field, error.reason, code)
             continue
         yield SourceItem(FORMAT, name, index, raw, record)
-
-
-def _text(raw: dict[str, Any], key: str) -> str | None:
-    try:
-        return text_or_none(raw.get(key))
-    except TypeError as error:
-        raise FieldError(key, str(error)) from None
 
 
 def _list(raw: dict[str, Any], key: str) -> list[Any]:
@@ -184,17 +183,18 @@ def convert(raw: Any) -> ProcedureRecord:
         "name": name,
         "field": join_names(_list(raw, "categoriesDetails")),
         "levels": [level.value for flag, level in LEVEL_FLAGS if raw.get(flag) is True],
-        "procedure_type": _text(raw, "formalityType"),
-        "implementing_agencies": _text(raw, "executingAgencies")
+        "procedure_type": field_text(raw, "formalityType"),
+        "implementing_agencies": field_text(raw, "executingAgencies")
         or join_names(_list(raw, "departmentsExecuting")),
         "competent_agency": join_names(_list(raw, "departmentsAuthority")),
-        "receiving_address": _text(raw, "dossierReceivingAddresses"),
+        "receiving_address": field_text(raw, "dossierReceivingAddresses"),
         "target_subjects": join_names(_list(raw, "subjectTypesDetails")),
-        "requirements": _text(raw, "requirementsAndConditions"),
+        "requirements": field_text(raw, "requirementsAndConditions"),
         "steps": steps,
         "result": join_names(_list(raw, "resultsDetails")),
-        "decision_number": _text(raw, "decisionNo") or text_or_none(proposal.get("proposalNumber")),
-        "ministry": _text(raw, "departmentPromulgateName"),
+        "decision_number": field_text(raw, "decisionNo")
+        or text_or_none(proposal.get("proposalNumber")),
+        "ministry": field_text(raw, "departmentPromulgateName"),
         "online_level": level,
         "online_level_source": level_source,
         "online_submit_url": None,

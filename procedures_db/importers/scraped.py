@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from procedures_db import parsing
-from procedures_db.importers.common import require_code, require_name, text_or_none
+from procedures_db.importers.common import field_text, require_code, require_name
 from procedures_db.importers.records import FieldError, ProcedureRecord, SourceItem
 from procedures_db.importers.report import ImportReport
 from procedures_db.models import Method, OnlineLevel
@@ -74,16 +74,9 @@ def _read_line(name: str, line_no: int, raw_line: bytes, report: ImportReport) -
     return SourceItem(FORMAT, name, line_no, raw, record)
 
 
-def _field(raw: dict[str, Any], key: str) -> str | None:
-    try:
-        return text_or_none(raw.get(key))
-    except TypeError as error:
-        raise FieldError(key, str(error)) from None
-
-
 def _parsed(key: str, parser, raw: dict[str, Any]):
     try:
-        return parser(_field(raw, key))
+        return parser(field_text(raw, key))
     except parsing.CellError as error:
         raise FieldError(key, str(error)) from None
 
@@ -128,22 +121,22 @@ def convert(raw: Any) -> ProcedureRecord:
     values = {
         "code": code,
         "name": name,
-        "field": _field(raw, "linh_vuc"),
+        "field": field_text(raw, "linh_vuc"),
         "levels": _parsed("cap_thuc_hien", parsing.parse_levels, raw),
-        "procedure_type": _field(raw, "loai_thu_tuc"),
-        "implementing_agencies": _field(raw, "co_quan_thuc_hien"),
-        "competent_agency": _field(raw, "co_quan_co_tham_quyen"),
-        "receiving_address": _field(raw, "dia_chi_tiep_nhan"),
-        "target_subjects": _field(raw, "doi_tuong_thuc_hien"),
-        "requirements": _field(raw, "yeu_cau_dieu_kien"),
-        "steps": _field(raw, "trinh_tu_thuc_hien"),
-        "result": result_names(_field(raw, "ket_qua_xu_ly")),
-        "decision_number": _field(raw, "so_quyet_dinh"),
-        "ministry": MINISTRIES.get(_field(raw, "_ministry_folder") or ""),
+        "procedure_type": field_text(raw, "loai_thu_tuc"),
+        "implementing_agencies": field_text(raw, "co_quan_thuc_hien"),
+        "competent_agency": field_text(raw, "co_quan_co_tham_quyen"),
+        "receiving_address": field_text(raw, "dia_chi_tiep_nhan"),
+        "target_subjects": field_text(raw, "doi_tuong_thuc_hien"),
+        "requirements": field_text(raw, "yeu_cau_dieu_kien"),
+        "steps": field_text(raw, "trinh_tu_thuc_hien"),
+        "result": result_names(field_text(raw, "ket_qua_xu_ly")),
+        "decision_number": field_text(raw, "so_quyet_dinh"),
+        "ministry": MINISTRIES.get(field_text(raw, "_ministry_folder") or ""),
         "online_level": level,
         "online_level_source": level_source,
         "online_submit_url": None,
-        "source_url": _field(raw, "detail_url"),
+        "source_url": field_text(raw, "detail_url"),
         "source_format": FORMAT,
     }
     documents = [
