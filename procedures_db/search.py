@@ -572,6 +572,29 @@ class _Index:
         have the word or pair with the accents the citizen typed."""
         return ids[~np.isin(ids, self.accent_postings.get(term.accents, _NO_IDS))]
 
+    def all_scores(self, query: str) -> np.ndarray:
+        """Per procedure, the name score of `query` (codes aside): one feature of the resolver."""
+        terms = self.analyze(query)
+        if not terms:
+            return np.zeros(len(self.rows))
+        query_tokens = {word for t in terms for a in t.alternatives for word in a.split()}
+        query_text = f" {' '.join(t.text for t in terms if t.is_word)} "
+        return self.score(terms, query_tokens, query_text)
+
+    def query_tokens(self, query: str) -> list[str]:
+        """The analysed words of a query (synonyms, shorthand, typos resolved), in order, with
+        the word pairs: what the record index is searched with."""
+        words: list[str] = []
+        pairs: list[str] = []
+        for term in self.analyze(query):
+            if term.is_word:
+                words.append(term.text)
+            elif "|" in term.text:
+                words.extend(w for alt in term.alternatives for w in alt.split())
+            else:
+                pairs.append(term.text)
+        return words + pairs
+
     def hit(self, i: int, score: float) -> SearchHit:
         row = self.rows[i]
         return SearchHit(
@@ -617,6 +640,11 @@ class _Index:
             top = sorted(top, key=lambda i: (-round(scores[i], 6), self.rows[i].code))
             hits.extend(self.hit(i, float(scores[i])) for i in top)
         return hits[:limit]
+
+
+def doc_tokens(text: str) -> list[str]:
+    """Folded tokens of any record text, spelled as the index spells names (CONCEPTS applied)."""
+    return _name_tokens(_words(text))
 
 
 def build_index(rows: Iterable[IndexRow]) -> _Index:
@@ -815,6 +843,7 @@ def short_titles(names: Sequence[str]) -> list[str]:
 
 __all__ = [
     "CLEAR_MARGIN",
+    "doc_tokens",
     "CLEAR_MIN_SCORE",
     "IndexRow",
     "SearchHit",

@@ -47,6 +47,8 @@ class Settings:
     sender_messages_per_minute: int = 30
     # Conversations idle for longer than this are deleted by scripts/retention.py.
     tracker_retention_days: int = 180
+    # The procedure resolver's trained ranking model (`make train` builds it).
+    resolver_model: Path = PROJECT_ROOT / "models" / "resolver.json"
 
     @property
     def is_sqlite(self) -> bool:
@@ -78,6 +80,9 @@ def load_settings() -> Settings:
         lock_store_url=os.environ.get("LOCK_STORE_URL") or None,
         sender_messages_per_minute=int(os.environ.get("SENDER_MESSAGES_PER_MINUTE", "30")),
         tracker_retention_days=int(os.environ.get("TRACKER_RETENTION_DAYS", "180")),
+        resolver_model=Path(
+            os.environ.get("RESOLVER_MODEL", str(PROJECT_ROOT / "models" / "resolver.json"))
+        ),
     )
 
 

@@ -1,0 +1,319 @@
+"""Which procedure does this person need? The one resolver every caller uses.
+
+`resolve(message, context)` reads a whole message (a short query or a story that ends in a
+question) with the conversation's context (current procedure, last offered candidates, intent,
+the NLU's procedure span) and returns the candidate procedures, best first, each with a
+calibrated probability that it is what the citizen needs, the probability that none is, and what
+the dialogue should do: answer, answer and offer the close alternatives, ask which one, or say
+nothing fits. The bot, the actions, the staff page, the API and the CLI all call it (the staff
+page and the API through `procedures_db.search.search`, which is this ranking without context).
+
+The ranking is learned (`procedures_db.resolver.model`, built by `python -m procedures_db.resolver
+train` from the repository's question sets and the records) over features of the name index and
+of a BM25 index of whole records (`features`). Follow-up or switch is not a rule: the current
+procedure is one more candidate, with features saying it is current and how much new the message
+names, and wins or loses on probability.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from procedures_db.resolver.features import (
+    CANDIDATE_FEATURES,
+    NONE_FEATURES,
+    Context,
+    QueryView,
+    candidate_matrix,
+    none_vector,
+    view,
+)
+from procedures_db.resolver.model import RankingModel
+from procedures_db.resolver.records import RecordIndex, RecordText
+from procedures_db.search import (
+    VERSION_CHECK_INTERVAL_S,
+    IndexRow,
+    _data_version,
+    _Index,
+    _title_parts,
+    build_index,
+)
+from procedures_db.settings import get_settings
+from procedures_db.text import folded
+
+# What each long field contributes to the record index: its start says what it is about, and
+# the rest would only slow the index down (steps average ~400 words).
+_FIELD_WORDS = {"target_subjects": 80, "requirements": 200, "result": 60, "steps": 150}
+_DOCUMENT_WORDS = 40
+_MAX_DOCUMENTS = 40
+
+
+class Decision(str, enum.Enum):
+    ANSWER = "answer"  # sure: answer this procedure
+    SUGGEST = "suggest"  # likely: answer the best, offer the close alternatives
+    ASK = "ask"  # several are plausible: ask which one
+    NOT_FOUND = "not_found"  # nothing is likely
+
+
+@dataclass(frozen=True)
+class Candidate:
+    code: str
+    name: str
+    probability: float
+    levels: tuple[str, ...] = ()
+    field: str | None = None
+    online_level: str | None = None
+
+    @property
+    def score(self) -> float:  # the name the hit lists of the staff page and CLI use
+        return self.probability
+
+
+@dataclass(frozen=True)
+class Resolution:
+    candidates: list[Candidate]
+    none_probability: float
+    group_probability: float  # the best candidate or its same-named variants at other levels
+    decision: Decision
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+    def alternatives(self, share: float = 0.25, limit: int = 4) -> list[Candidate]:
+        """The candidates after the best that are at least `share` as likely."""
+        if not self.candidates:
+            return []
+        floor = share * self.candidates[0].probability
+        return [c for c in self.candidates[1:] if c.probability >= floor][:limit]
+
+
+class ModelMissing(RuntimeError):
+    """No trained resolver model: `make train` builds it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Indexes per engine
+
+
+@dataclass
+class Indexes:
+    names: _Index
+    records: RecordIndex
+    family: list[str]  # per procedure: its name without level suffix, folded
+
+
+@dataclass
+class _Entry:
+    indexes: Indexes
+    version: tuple
+    checked_at: float
+
+
+_cache: weakref.WeakKeyDictionary[Engine, _Entry] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def _clip(text: str | None, words: int) -> str:
+    return " ".join((text or "").split()[:words])
+
+
+def load_records(engine: Engine) -> list[RecordText]:
+    from procedures_db.models import Document, Procedure
+
+    columns = [Procedure.id, Procedure.code, Procedure.name, Procedure.field, Procedure.levels]
+    columns += [Procedure.online_level] + [getattr(Procedure, f) for f in _FIELD_WORDS]
+    with engine.connect() as connection:
+        documents: dict[int, list[str]] = {}
+        statement = select(Document.procedure_id, Document.name).order_by(
+            Document.procedure_id, Document.position
+        )
+        for procedure_id, name in connection.execute(statement):
+            names = documents.setdefault(procedure_id, [])
+            if len(names) < _MAX_DOCUMENTS:
+                names.append(_clip(name, _DOCUMENT_WORDS))
+        records = []
+        for row in connection.execute(select(*columns).order_by(Procedure.code)):
+            parts = [_clip(getattr(row, f), n) for f, n in _FIELD_WORDS.items()]
+            parts += documents.get(row.id, [])
+            records.append(
+                RecordText(
+                    code=row.code,
+                    name=row.name,
+                    field=row.field,
+                    levels=tuple(row.levels or ()),
+                    online_level=row.online_level,
+                    text=" . ".join(p for p in parts if p),
+                )
+            )
+    return records
+
+
+def build_indexes(records: list[RecordText]) -> Indexes:
+    rows = [IndexRow(r.code, r.name, r.field, r.levels, r.online_level) for r in records]
+    return Indexes(
+        names=build_index(rows),
+        records=RecordIndex(records),
+        family=[folded(_title_parts(r.name)[0]) for r in records],
+    )
+
+
+def indexes_for(engine: Engine) -> Indexes:
+    now = time.monotonic()
+    entry = _cache.get(engine)
+    if entry is not None and now - entry.checked_at < VERSION_CHECK_INTERVAL_S:
+        return entry.indexes
+    with _lock:
+        entry = _cache.get(engine)
+        if entry is not None and now - entry.checked_at < VERSION_CHECK_INTERVAL_S:
+            return entry.indexes
+        version = _data_version(engine)
+        if entry is None or entry.version != version:
+            entry = _Entry(build_indexes(load_records(engine)), version, now)
+        else:
+            entry.checked_at = now
+        _cache[engine] = entry
+        return entry.indexes
+
+
+def invalidate(engine: Engine | None = None) -> None:
+    with _lock:
+        if engine is None:
+            _cache.clear()
+        else:
+            _cache.pop(engine, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+@lru_cache(maxsize=4)
+def _load_model(path: str, mtime: float) -> RankingModel:
+    model = RankingModel.load(Path(path))
+    if model.candidate_features != CANDIDATE_FEATURES or model.none_features != NONE_FEATURES:
+        raise ModelMissing(f"{path} was trained on other features: run `make train` again")
+    return model
+
+
+def load_model(path: Path | None = None) -> RankingModel:
+    path = path or get_settings().resolver_model
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError as error:
+        raise ModelMissing(f"no resolver model at {path}: run `make train`") from error
+    return _load_model(str(path), mtime)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving
+
+
+def decide(
+    thresholds: dict[str, float], candidates: list[Candidate], group: float, code_typed: bool
+) -> Decision:
+    """What to do with a ranking; thresholds come from the risk-coverage curve (BENCHMARKS.md)."""
+    if not candidates:
+        return Decision.NOT_FOUND
+    t = thresholds
+    if code_typed or group >= t.get("answer", 0.8):
+        return Decision.ANSWER
+    if group >= t.get("suggest", 0.5):
+        return Decision.SUGGEST
+    plausible = sum(c.probability for c in candidates[:5])
+    if plausible >= t.get("ask", 0.3):
+        return Decision.ASK
+    return Decision.NOT_FOUND
+
+
+def score_view(
+    indexes: Indexes, model: RankingModel, v: QueryView
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Candidate ids, their probabilities and the probability of none."""
+    x = candidate_matrix(v, indexes.records)
+    p, p_none = model.probabilities(x, none_vector(v))
+    return v.candidates, p, p_none
+
+
+def resolve(
+    message: str,
+    context: Context | None = None,
+    *,
+    limit: int = 10,
+    engine: Engine | None = None,
+    model: RankingModel | None = None,
+    allowed: np.ndarray | None = None,
+) -> Resolution:
+    """Candidate procedures for a message in its conversation, best first (see module doc)."""
+    context = context or Context()
+    if engine is None:
+        from procedures_db.db import get_engine
+
+        engine = get_engine()
+    indexes = indexes_for(engine)
+    model = model or load_model()
+    return resolve_with(indexes, model, message, context, limit=limit, allowed=allowed)
+
+
+def resolve_with(
+    indexes: Indexes,
+    model: RankingModel,
+    message: str,
+    context: Context,
+    *,
+    limit: int = 10,
+    allowed: np.ndarray | None = None,
+) -> Resolution:
+    v = view(indexes.names, indexes.records, message or "", context)
+    ids, p, p_none = score_view(indexes, model, v)
+    if allowed is not None and len(ids):
+        keep = allowed[ids]
+        ids, p = ids[keep], p[keep]
+    order = np.lexsort(([indexes.records.records[i].code for i in ids], -np.round(p, 9)))
+    ids, p = ids[order], p[order]
+    group = 0.0
+    if len(ids):
+        family = indexes.family[ids[0]]
+        group = float(sum(pi for i, pi in zip(ids, p, strict=True) if indexes.family[i] == family))
+    candidates = [
+        _candidate(indexes, int(i), float(pi)) for i, pi in zip(ids[:limit], p[:limit], strict=True)
+    ]
+    code_typed = bool(len(ids)) and int(ids[0]) in v.codes
+    decision = decide(model.thresholds, candidates, group, code_typed)
+    return Resolution(candidates, float(p_none), group, decision)
+
+
+def _candidate(indexes: Indexes, i: int, probability: float) -> Candidate:
+    r = indexes.records.records[i]
+    return Candidate(
+        code=r.code,
+        name=r.name,
+        probability=round(probability, 6),
+        levels=r.levels,
+        field=r.field,
+        online_level=r.online_level,
+    )
+
+
+__all__ = [
+    "Candidate",
+    "Context",
+    "Decision",
+    "ModelMissing",
+    "Resolution",
+    "indexes_for",
+    "invalidate",
+    "load_model",
+    "resolve",
+    "resolve_with",
+]

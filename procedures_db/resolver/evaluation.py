@@ -1,0 +1,159 @@
+"""How well the resolver does: accuracy, calibration, risk-coverage, latency, a BM25 baseline.
+
+    python -m procedures_db.resolver eval [--part dev|test] [--json FILE]
+
+The test part is for the end, once every choice is frozen: `--part test` prints its figures and
+nothing about individual questions.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+from procedures_db.resolver import Context, Indexes, Resolution, resolve_with
+from procedures_db.resolver.datasets import Conversation
+from procedures_db.resolver.model import Group, RankingModel
+from procedures_db.resolver.records import with_pairs
+from procedures_db.text import tokens
+
+THRESHOLD_GRID = [round(t, 2) for t in np.arange(0.05, 1.0001, 0.05)]
+
+
+def _top_group_probability(group: Group, p: np.ndarray) -> tuple[int, float]:
+    top = int(np.argmax(p))
+    if group.family is None:
+        return top, float(p[top])
+    return top, float(p[group.family == group.family[top]].sum())
+
+
+def risk_coverage(predictions: list[tuple[Group, np.ndarray, float]]) -> list[dict]:
+    """Per threshold on the best candidate's group probability: the share of questions answered
+    directly (coverage), the share of direct answers that are wrong (risk) and the share of all
+    questions that get a wrong direct answer."""
+    rows = []
+    for group, p, _ in predictions:
+        if not len(p):
+            continue
+        top, q = _top_group_probability(group, p)
+        rows.append((q, bool(group.positive[top])))
+    if not rows:
+        return []
+    total = len(rows)
+    curve = []
+    for t in THRESHOLD_GRID:
+        answered = [right for q, right in rows if q >= t]
+        wrong = sum(not r for r in answered)
+        curve.append(
+            {
+                "threshold": t,
+                "coverage": round(len(answered) / total, 4),
+                "risk": round(wrong / len(answered), 4) if answered else 0.0,
+                "wrong_share": round(wrong / total, 4),
+            }
+        )
+    return curve
+
+
+def reliability(predictions: list[tuple[Group, np.ndarray, float]], bins: int = 10) -> list[dict]:
+    """Predicted probability of the best candidate against how often it is right, in bins."""
+    counts = [[0, 0.0, 0] for _ in range(bins)]
+    for group, p, _ in predictions:
+        if not len(p):
+            continue
+        top = int(np.argmax(p))
+        b = min(int(p[top] * bins), bins - 1)
+        counts[b][0] += 1
+        counts[b][1] += float(p[top])
+        counts[b][2] += int(group.positive[top])
+    return [
+        {
+            "bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}",
+            "n": n,
+            "mean_probability": round(s / n, 3) if n else None,
+            "accuracy": round(k / n, 3) if n else None,
+        }
+        for b, (n, s, k) in enumerate(counts)
+    ]
+
+
+def bm25_baseline(indexes: Indexes, text: str, k: int = 3) -> list[str]:
+    """Plain BM25 over each record's whole text (folded words and pairs of the message)."""
+    scores = indexes.records.whole.scores(with_pairs(tokens(text)))
+    top = np.argsort(-scores, kind="stable")[:k]
+    return [indexes.records.records[i].code for i in top if scores[i] > 0]
+
+
+def evaluate_questions(indexes: Indexes, model: RankingModel, rows: list[Conversation]) -> dict:
+    """Single questions: top-1/top-3 of the resolver and of the BM25 baseline, decisions,
+    wrong direct answers (in scope or not), CPU time per question."""
+    in_scope = [c for c in rows if c.turns[0].codes]
+    stats = {"questions": len(rows), "in_scope": len(in_scope)}
+    top1 = top3 = base1 = base3 = wrong_direct = answered = 0
+    decisions: dict[str, int] = {}
+    cpu = []
+    for conversation in rows:
+        turn = conversation.turns[0]
+        started = time.process_time()
+        resolution = resolve_with(indexes, model, turn.text, Context())
+        cpu.append(time.process_time() - started)
+        decisions[resolution.decision.value] = decisions.get(resolution.decision.value, 0) + 1
+        codes = [c.code for c in resolution.candidates]
+        direct = resolution.decision.value == "answer"
+        answered += direct
+        if direct and codes[0] not in turn.codes:
+            wrong_direct += 1
+        if not turn.codes:
+            continue
+        top1 += bool(codes[:1]) and codes[0] in turn.codes
+        top3 += bool(set(codes[:3]) & turn.codes)
+        baseline = bm25_baseline(indexes, turn.text)
+        base1 += bool(baseline[:1]) and baseline[0] in turn.codes
+        base3 += bool(set(baseline[:3]) & turn.codes)
+    n = max(len(in_scope), 1)
+    stats.update(
+        {
+            "top1": round(top1 / n, 4),
+            "top3": round(top3 / n, 4),
+            "bm25_top1": round(base1 / n, 4),
+            "bm25_top3": round(base3 / n, 4),
+            "answered_directly": round(answered / max(len(rows), 1), 4),
+            "wrong_direct_share": round(wrong_direct / max(len(rows), 1), 4),
+            "decisions": decisions,
+            "cpu_ms_p50": round(1000 * statistics.median(cpu), 2) if cpu else None,
+            "cpu_ms_p95": round(1000 * float(np.percentile(cpu, 95)), 2) if cpu else None,
+        }
+    )
+    return stats
+
+
+def evaluate_conversations(indexes: Indexes, model: RankingModel, rows: list[Conversation]) -> dict:
+    """Turns in context: the current procedure is what the resolver chose before (as the bot
+    would remember it); a turn is right when its best candidate is acceptable. Also counts
+    turns answered about the previous procedure after a new one was named."""
+    turns = ranked = answered = stale = 0
+    for conversation in rows:
+        current = None
+        for turn in conversation.turns:
+            resolution: Resolution = resolve_with(indexes, model, turn.text, Context(current))
+            best = resolution.best.code if resolution.best else None
+            sure = resolution.decision.value in ("answer", "suggest")
+            turns += 1
+            ranked += best in turn.codes
+            answered += sure and best in turn.codes
+            if turn.switch and current and best == current and current not in turn.codes:
+                stale += 1
+            if sure:
+                current = best
+            else:  # the bot asked: the citizen picks the right one when it was offered
+                offered = [c.code for c in resolution.candidates[:5] if c.code in turn.codes]
+                current = offered[0] if offered else current
+    return {
+        "conversations": len(rows),
+        "turns": turns,
+        "best_right": round(ranked / max(turns, 1), 4),
+        "answered_right": round(answered / max(turns, 1), 4),
+        "stale_after_switch": stale,
+    }

@@ -1,0 +1,230 @@
+"""What the ranking model sees of a message and of each candidate procedure.
+
+A message is read three ways: whole, its focus (the question sentence and the one before it:
+a story's other words must not drown the procedure), and the span the NLU tagged as a procedure.
+Each way is scored against names (the name index of `procedures_db.search`) and, for the first
+two, against whole records (BM25). Candidates are the union of the best of each list plus the
+conversation's current and last offered procedures; the model weighs them all.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from procedures_db import synonyms
+from procedures_db.resolver.records import RecordIndex, with_pairs
+from procedures_db.search import _CODE_RE, _Index
+from procedures_db.text import tokens
+
+TOP_PER_LIST = 12
+QUESTION_WORDS = tuple(" ".join(tokens(phrase)) for phrase in synonyms.QUESTION_PHRASES)
+_SENTENCE_RE = re.compile(r"(?<=[?!.;:…])\s+|\n+|(?<=[?!])(?=\S)")
+
+CANDIDATE_FEATURES = (
+    "name_full",
+    "name_focus",
+    "name_span",
+    "rank_name_full",
+    "rank_name_focus",
+    "rank_name_span",
+    "record_full",
+    "record_focus",
+    "names_bm25",
+    "rank_record_full",
+    "rank_record_focus",
+    "name_coverage",
+    "name_coverage_focus",
+    "level_commune",
+    "level_province",
+    "level_ministry_only",
+    "name_length",
+    "code_mentioned",
+    "is_current",
+    "current_few_words",
+    "current_rival_name",
+    "is_offered",
+    "offered_few_words",
+    "gap_name_full",
+    "gap_name_focus",
+    "record_full_log",
+)
+NONE_FEATURES = (
+    "bias",
+    "max_name_full",
+    "max_name_focus",
+    "max_name_span",
+    "max_record_log",
+    "words_full",
+    "words_focus",
+    "has_current",
+    "code_any",
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the conversation knows besides the message."""
+
+    current: str | None = None  # the procedure the conversation is about
+    offered: tuple[str, ...] = ()  # candidates the bot last offered
+    span: str | None = None  # the text the NLU tagged as a procedure
+
+
+def focus_text(message: str) -> str:
+    """The question sentence (the last one asking) and the sentence before it."""
+    sentences = [s.strip() for s in _SENTENCE_RE.split(message or "") if s and s.strip()]
+    if len(sentences) <= 2:
+        return " ".join(sentences)
+    asking = [i for i, s in enumerate(sentences) if _asks(s)]
+    last = asking[-1] if asking else len(sentences) - 1
+    return " ".join(sentences[max(last - 1, 0) : last + 1])
+
+
+def _asks(sentence: str) -> bool:
+    if "?" in sentence:
+        return True
+    folded = f" {' '.join(tokens(sentence))} "
+    return any(f" {phrase} " in folded for phrase in QUESTION_WORDS)
+
+
+def _inverse_rank(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """1 / (1 + rank) of each candidate in `scores` (0 for a zero score)."""
+    mine = scores[ids]
+    ranks = (scores[None, :] > mine[:, None]).sum(axis=1)
+    return np.where(mine > 0, 1.0 / (1.0 + ranks), 0.0)
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) <= k:
+        return positive
+    return positive[np.argpartition(-scores[positive], k)[:k]]
+
+
+@dataclass
+class QueryView:
+    """The message scored every way, over all procedures."""
+
+    name_full: np.ndarray
+    name_focus: np.ndarray
+    name_span: np.ndarray
+    record_full: np.ndarray
+    record_focus: np.ndarray
+    names_bm25: np.ndarray
+    query_words: set[str]
+    focus_words: set[str]
+    words_full: int
+    words_focus: int
+    codes: list[int]
+    current: int | None
+    offered: list[int]
+    candidates: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))
+
+
+def view(names: _Index, records: RecordIndex, message: str, context: Context) -> QueryView:
+    focus = focus_text(message)
+    full_terms = names.query_tokens(message)
+    focus_terms = names.query_tokens(focus) if focus != message else full_terms
+    full_words = [t for t in full_terms if " " not in t]
+    focus_words = [t for t in focus_terms if " " not in t]
+    span = context.span or ""
+    zeros = np.zeros(len(records.records))
+    codes = [records.by_code[c] for c in _CODE_RE.findall(message) if c in records.by_code]
+    current = records.by_code.get(context.current) if context.current else None
+    offered = [records.by_code[c] for c in context.offered if c in records.by_code]
+    v = QueryView(
+        name_full=names.all_scores(message),
+        name_focus=names.all_scores(focus) if focus != message else None,
+        name_span=names.all_scores(span) if span else zeros,
+        record_full=records.whole.scores(full_terms),
+        record_focus=records.whole.scores(focus_terms),
+        names_bm25=records.names.scores(with_pairs(full_words)),
+        query_words=set(full_words),
+        focus_words=set(focus_words),
+        words_full=len(set(full_words)),
+        words_focus=len(set(focus_words)),
+        codes=codes,
+        current=current,
+        offered=offered,
+    )
+    if v.name_focus is None:
+        v.name_focus = v.name_full
+    lists = [v.name_full, v.name_focus, v.name_span, v.record_full, v.record_focus]
+    ids = {int(i) for scores in lists for i in _top(scores, TOP_PER_LIST)}
+    ids.update(codes)
+    ids.update(offered)
+    if current is not None:
+        ids.add(current)
+    v.candidates = np.array(sorted(ids), dtype=int)
+    return v
+
+
+def _share(values: np.ndarray) -> np.ndarray:
+    top = values.max() if len(values) else 0.0
+    return values / top if top > 0 else values
+
+
+def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
+    ids = v.candidates
+    n = len(ids)
+    if n == 0:
+        return np.zeros((0, len(CANDIDATE_FEATURES)))
+    few = float(v.words_focus <= 1)
+    is_current = (ids == v.current).astype(float) if v.current is not None else np.zeros(n)
+    is_offered = np.isin(ids, v.offered).astype(float)
+    others = v.name_focus[ids][is_current == 0]
+    rival = float(others.max()) if len(others) else 0.0
+    coverage = np.array([_coverage(records.name_tokens[i], v.query_words) for i in ids])
+    coverage_focus = np.array([_coverage(records.name_tokens[i], v.focus_words) for i in ids])
+    columns = [
+        v.name_full[ids],
+        v.name_focus[ids],
+        v.name_span[ids],
+        _inverse_rank(v.name_full, ids),
+        _inverse_rank(v.name_focus, ids),
+        _inverse_rank(v.name_span, ids),
+        _share(v.record_full[ids]),
+        _share(v.record_focus[ids]),
+        _share(v.names_bm25[ids]),
+        _inverse_rank(v.record_full, ids),
+        _inverse_rank(v.record_focus, ids),
+        coverage,
+        coverage_focus,
+        records.level_flags[ids, 0],
+        records.level_flags[ids, 1],
+        records.level_flags[ids, 2],
+        records.name_length[ids],
+        np.isin(ids, v.codes).astype(float),
+        is_current,
+        is_current * few,
+        is_current * rival,
+        is_offered,
+        is_offered * few,
+        v.name_full[ids] - v.name_full[ids].max(),
+        v.name_focus[ids] - v.name_focus[ids].max(),
+        np.log1p(v.record_full[ids]),
+    ]
+    return np.column_stack(columns)
+
+
+def _coverage(name_tokens: set[str], words: set[str]) -> float:
+    return len(name_tokens & words) / len(name_tokens) if name_tokens else 0.0
+
+
+def none_vector(v: QueryView) -> np.ndarray:
+    return np.array(
+        [
+            1.0,
+            float(v.name_full.max(initial=0.0)),
+            float(v.name_focus.max(initial=0.0)),
+            float(v.name_span.max(initial=0.0)),
+            float(np.log1p(v.record_full.max(initial=0.0))),
+            float(np.log1p(v.words_full)),
+            float(np.log1p(v.words_focus)),
+            float(v.current is not None),
+            float(bool(v.codes)),
+        ]
+    )

@@ -1,0 +1,100 @@
+"""The whole-record index: BM25 over every field a citizen's story may touch.
+
+Names alone miss stories ("mất ví, mất luôn bằng lái", "con tôi mới sinh"): the words of a
+situation are in a record's subjects, requirements, result, steps and document names. Each
+record is indexed twice, as its name and as its whole text, with the tokens procedure names use
+(`procedures_db.search` analysis: accents folded, name spellings unified) and word pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from procedures_db.search import doc_tokens
+
+_K1 = 1.2
+_B = 0.75
+
+
+@dataclass(frozen=True)
+class RecordText:
+    """What the record index reads of one procedure."""
+
+    code: str
+    name: str
+    field: str | None
+    levels: tuple[str, ...]
+    online_level: str | None
+    text: str  # every other searchable field, joined
+
+
+class Bm25:
+    """Okapi BM25 over token lists; `scores(terms)` gives one score per document."""
+
+    def __init__(self, documents: Sequence[list[str]]) -> None:
+        vocab: dict[str, int] = {}
+        rows, cols, counts = [], [], []
+        lengths = np.zeros(len(documents))
+        for i, tokens in enumerate(documents):
+            lengths[i] = len(tokens)
+            tf: dict[int, int] = {}
+            for token in tokens:
+                j = vocab.setdefault(token, len(vocab))
+                tf[j] = tf.get(j, 0) + 1
+            rows.extend([i] * len(tf))
+            cols.extend(tf)
+            counts.extend(tf.values())
+        n = len(documents)
+        tf_matrix = sparse.csr_matrix(
+            (np.array(counts, dtype=float), (rows, cols)), shape=(n, max(len(vocab), 1))
+        )
+        df = np.bincount(tf_matrix.indices, minlength=tf_matrix.shape[1])
+        self.idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
+        norm = _K1 * (1 - _B + _B * lengths / max(lengths.mean(), 1.0))
+        coo = tf_matrix.tocoo()
+        weights = coo.data * (_K1 + 1) / (coo.data + norm[coo.row]) * self.idf[coo.col]
+        # Columns are terms: scoring a query sums a handful of columns.
+        self.matrix = sparse.csc_matrix((weights, (coo.row, coo.col)), shape=tf_matrix.shape)
+        self.vocab = vocab
+        self.size = n
+
+    def scores(self, terms: Iterable[str]) -> np.ndarray:
+        ids = sorted({self.vocab[t] for t in terms if t in self.vocab})
+        if not ids:
+            return np.zeros(self.size)
+        return np.asarray(self.matrix[:, ids].sum(axis=1)).ravel()
+
+
+def with_pairs(tokens: list[str]) -> list[str]:
+    return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+
+
+class RecordIndex:
+    """BM25 over names and over whole records, aligned with the name index's rows."""
+
+    def __init__(self, records: Sequence[RecordText]) -> None:
+        self.records = list(records)
+        self.by_code = {r.code: i for i, r in enumerate(self.records)}
+        name_tokens = [doc_tokens(r.name) for r in self.records]
+        self.name_tokens = [set(tokens) for tokens in name_tokens]
+        self.names = Bm25([with_pairs(tokens) for tokens in name_tokens])
+        self.whole = Bm25(
+            [
+                with_pairs(tokens + doc_tokens(f"{r.field or ''} . {r.text}"))
+                for tokens, r in zip(name_tokens, self.records, strict=True)
+            ]
+        )
+        levels = [set(r.levels) for r in self.records]
+        self.level_flags = np.array(
+            [
+                [("xa" in ls), ("tinh" in ls), bool(ls) and not ({"xa", "tinh"} & ls)]
+                for ls in levels
+            ],
+            dtype=float,
+        )
+        self.name_length = np.array([math.log1p(len(t)) for t in name_tokens])

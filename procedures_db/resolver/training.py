@@ -1,0 +1,260 @@
+"""Build the resolver's ranking model from the repository's question sets and the records.
+
+    python -m procedures_db.resolver train [--out models/resolver.json]
+
+Training data (never the test parts):
+- the dev parts of the real questions and of the conversations (weighted most: what citizens
+  really write);
+- the 232 chat-style queries and the end-to-end questions;
+- examples generated from the records (names in question shapes, with a story before them);
+- conversation pairs generated from those: a follow-up phrasing from the NLU data (an ask_*
+  example naming no procedure) about a current procedure, and a named procedure after another;
+- messages that name no procedure (the NLU's out_of_scope and small-talk examples): "none".
+
+Calibration and thresholds come from out-of-fold predictions on the dev parts (5 folds by source
+page): the temperature that maximises their likelihood, then the decision thresholds read off the
+risk-coverage curve. Everything is seeded: the same inputs give the same model.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from procedures_db.resolver import Indexes, build_indexes, load_records
+from procedures_db.resolver.datasets import (
+    Conversation,
+    conversations,
+    e2e_questions,
+    real_questions,
+    search_queries,
+)
+from procedures_db.resolver.features import (
+    CANDIDATE_FEATURES,
+    NONE_FEATURES,
+    Context,
+    candidate_matrix,
+    none_vector,
+    view,
+)
+from procedures_db.resolver.model import Group, RankingModel, fit, fit_temperature
+from procedures_db.settings import PROJECT_ROOT
+from procedures_db.text import fold_accents
+
+SEED = 20261204
+FOLDS = 5
+GENERATED_PROCEDURES = 900
+TEMPLATES = Path(__file__).with_name("templates.yml")
+NLU_DIR = PROJECT_ROOT / "data" / "nlu"
+_ANNOTATION_RE = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
+_PROCEDURE_RE = re.compile(r"\]\(procedure(?:_code)?\)|\"entity\":\s*\"procedure")
+NONE_INTENTS = ("out_of_scope", "greet", "goodbye", "thank", "bot_challenge")
+
+# Weight of one example by where it comes from.
+WEIGHTS = {"real": 3.0, "multiturn": 2.0, "search": 1.0, "e2e": 1.0, "generated": 0.5, "none": 1.0}
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    codes: frozenset[str]
+    context: Context
+    source: str
+    key: str  # the source page (folds never split one page)
+
+
+def turn_examples(conversation: Conversation) -> list[Example]:
+    """Each turn in its context: the current procedure is the previous turn's first code."""
+    out, current = [], None
+    for turn in conversation.turns:
+        out.append(
+            Example(
+                turn.text,
+                turn.codes,
+                Context(current=current),
+                conversation.source.split(":")[0],
+                conversation.url or conversation.id,
+            )
+        )
+        current = min(turn.codes) if turn.codes else current
+    return out
+
+
+def nlu_examples() -> tuple[list[str], list[str]]:
+    """(follow-up phrasings: ask_* examples naming no procedure, messages naming none)."""
+    follow_ups, none = [], []
+    for path in sorted(NLU_DIR.glob("*.yml")):
+        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []:
+            intent = block.get("intent")
+            if not intent or not isinstance(block.get("examples"), str):
+                continue
+            for line in block["examples"].splitlines():
+                line = line.strip()
+                if not line.startswith("- "):
+                    continue
+                text = _ANNOTATION_RE.sub(r"\1", line[2:]).strip()
+                if intent.startswith("ask_") and not _PROCEDURE_RE.search(line):
+                    follow_ups.append(text)
+                elif intent in NONE_INTENTS:
+                    none.append(text)
+    return follow_ups, none
+
+
+def generated_examples(indexes: Indexes, rng: random.Random) -> list[Example]:
+    templates = yaml.safe_load(TEMPLATES.read_text(encoding="utf-8"))
+    records = indexes.records.records
+    family: dict[str, set[str]] = {}
+    for i, r in enumerate(records):
+        family.setdefault(indexes.family[i], set()).add(r.code)
+    out = []
+    for i in rng.sample(range(len(records)), min(GENERATED_PROCEDURES, len(records))):
+        name = re.sub(r"^\s*thủ tục\s*:?\s*", "", records[i].name, flags=re.IGNORECASE)
+        if rng.random() < 0.4:
+            name = fold_accents(name).lower()
+        text = rng.choice(templates["questions"]).format(name)
+        if rng.random() < 0.3:
+            text = f"{rng.choice(templates['stories'])} {text}"
+        codes = frozenset(family[indexes.family[i]])
+        out.append(Example(text, codes, Context(), "generated", f"gen-{i}"))
+    return out
+
+
+def conversation_pairs(
+    singles: list[Example], follow_ups: list[str], rng: random.Random
+) -> list[Example]:
+    """A follow-up about the current procedure, and a named procedure after another one."""
+    named = [e for e in singles if e.codes and not e.context.current]
+    out = []
+    for k, example in enumerate(named):
+        current = min(rng.choice(named).codes)
+        if current in example.codes:
+            continue
+        out.append(
+            Example(example.text, example.codes, Context(current=current), "generated", f"sw-{k}")
+        )
+        phrase = rng.choice(follow_ups)
+        out.append(
+            Example(phrase, frozenset({current}), Context(current=current), "generated", f"fu-{k}")
+        )
+    return out
+
+
+def none_examples(texts: list[str], rng: random.Random) -> list[Example]:
+    picked = rng.sample(texts, min(len(texts), 300))
+    return [Example(t, frozenset(), Context(), "none", f"none-{i}") for i, t in enumerate(picked)]
+
+
+def to_group(indexes: Indexes, example: Example) -> Group | None:
+    """The example's candidates and labels; None when no acceptable code is among them."""
+    v = view(indexes.names, indexes.records, example.text, example.context)
+    if not len(v.candidates):
+        return None
+    codes = [indexes.records.records[i].code for i in v.candidates]
+    positive = np.array([c in example.codes for c in codes])
+    family = np.array([hash(indexes.family[i]) for i in v.candidates])
+    if example.codes and not positive.any():
+        return None
+    return Group(
+        x=candidate_matrix(v, indexes.records),
+        g=none_vector(v),
+        positive=positive,
+        none_positive=not example.codes,
+        weight=WEIGHTS[example.source],
+        family=family,
+    )
+
+
+@dataclass
+class TrainingSet:
+    base: list[Group]  # always trained on
+    dev: list[tuple[str, Group]]  # (fold key, group): trained on, and predicted out of fold
+    dev_missed: int  # dev examples whose acceptable codes no candidate list held
+
+
+def training_set(indexes: Indexes) -> TrainingSet:
+    rng = random.Random(SEED)
+    follow_ups, none_texts = nlu_examples()
+    singles = [e for c in search_queries() + e2e_questions() for e in turn_examples(c)]
+    base_examples = singles + generated_examples(indexes, rng)
+    base_examples += conversation_pairs(singles, follow_ups, rng)
+    base_examples += none_examples(none_texts, rng)
+    base = [g for g in (to_group(indexes, e) for e in base_examples) if g is not None]
+    dev, missed = [], 0
+    for conversation in real_questions("dev") + conversations("dev"):
+        for example in turn_examples(conversation):
+            group = to_group(indexes, example)
+            if group is None:
+                missed += 1
+            else:
+                dev.append((example.key, group))
+    return TrainingSet(base, dev, missed)
+
+
+def _fold_of(key: str) -> int:
+    return sum(key.encode("utf-8")) % FOLDS
+
+
+def out_of_fold(data: TrainingSet, l2: float) -> list[tuple[Group, np.ndarray, float]]:
+    """Each dev group predicted by a model that did not see its page."""
+    predictions = []
+    for fold in range(FOLDS):
+        train = data.base + [g for key, g in data.dev if _fold_of(key) != fold]
+        held = [g for key, g in data.dev if _fold_of(key) == fold]
+        if not held:
+            continue
+        model = fit(train, CANDIDATE_FEATURES, NONE_FEATURES, l2=l2)
+        for group in held:
+            predictions.append((group, *model.probabilities(group.x, group.g)))
+    return predictions
+
+
+def choose_thresholds(curve: list[dict], max_wrong_share: float) -> dict[str, float]:
+    """The lowest answer threshold whose wrong direct answers stay within `max_wrong_share` of
+    all questions; a suggestion threshold allowing twice that; ask above a small floor."""
+    answer = next(
+        (p["threshold"] for p in curve if p["wrong_share"] <= max_wrong_share),
+        curve[-1]["threshold"],
+    )
+    suggest = next(
+        (p["threshold"] for p in curve if p["wrong_share"] <= 2.5 * max_wrong_share), answer
+    )
+    return {"answer": answer, "suggest": min(suggest, answer), "ask": 0.15}
+
+
+def main_train(out: Path, l2: float = 1.0) -> RankingModel:
+    from procedures_db.db import get_engine
+    from procedures_db.resolver import evaluation
+
+    indexes = build_indexes(load_records(get_engine()))
+    data = training_set(indexes)
+    oof = out_of_fold(data, l2)
+    model = fit(data.base + [g for _, g in data.dev], CANDIDATE_FEATURES, NONE_FEATURES, l2=l2)
+    model.temperature = fit_temperature(model, [g for g, _, _ in oof]) if oof else 1.0
+    calibrated = [(g, *_rescale(p, p_none, model.temperature)) for g, p, p_none in oof]
+    curve = evaluation.risk_coverage(calibrated)
+    model.thresholds = choose_thresholds(curve, max_wrong_share=0.015) if curve else {}
+    model.meta.update(
+        {
+            "seed": SEED,
+            "base_groups": len(data.base),
+            "dev_groups": len(data.dev),
+            "dev_missed": data.dev_missed,
+            "reliability": evaluation.reliability(calibrated),
+            "risk_coverage": curve,
+        }
+    )
+    model.save(out)
+    return model
+
+
+def _rescale(p: np.ndarray, p_none: float, temperature: float) -> tuple[np.ndarray, float]:
+    """Probabilities at another temperature (from probabilities at temperature 1)."""
+    logs = np.log(np.maximum(np.append(p, p_none), 1e-300)) / temperature
+    e = np.exp(logs - logs.max())
+    e /= e.sum()
+    return e[:-1], float(e[-1])
