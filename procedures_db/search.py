@@ -843,11 +843,11 @@ def short_titles(names: Sequence[str]) -> list[str]:
 
 __all__ = [
     "CLEAR_MARGIN",
-    "doc_tokens",
     "CLEAR_MIN_SCORE",
     "IndexRow",
     "SearchHit",
     "build_index",
+    "doc_tokens",
     "has_clear_winner",
     "invalidate_index",
     "search",
