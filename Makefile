@@ -50,7 +50,19 @@ $(MODEL): $(TRAIN_INPUTS) | $(STAMP)
 	$(RASA) train --config config.yml --domain domain.yml --data data --out models --fixed-model-name tthc
 	@touch $(MODEL)
 
-train: $(MODEL)
+# The procedure resolver's ranking model (procedures_db/resolver): learned from the question sets
+# in tests/data, the NLU data and the imported records, in seconds.
+DB := var/procedures.sqlite3
+RESOLVER := models/resolver.json
+RESOLVER_INPUTS := $(shell find procedures_db tests/data data/nlu -type f \( -name '*.py' -o -name '*.yml' \) 2>/dev/null)
+
+$(DB): | $(STAMP)
+	$(PY) -m procedures_db import
+
+$(RESOLVER): $(RESOLVER_INPUTS) | $(STAMP) $(DB)
+	$(PY) -m procedures_db.resolver train
+
+train: $(MODEL) $(RESOLVER)
 
 run: import train
 	$(PY) scripts/stack.py
@@ -87,8 +99,10 @@ bench: import train
 	$(PY) scripts/load_test.py --json results/load.json
 	FUZZ_EXAMPLES=2000 $(PY) -m pytest -q tests/test_fuzz_inputs.py tests/test_fuzz_webapp.py tests/test_fuzz_schemathesis.py
 
-# NLU and end-to-end figures, ours beside Rasa's default pipeline (trains both; ~15 min here).
+# Resolver figures on the dev parts (`make eval-test`: the frozen test parts, once), then NLU and
+# end-to-end figures, ours beside Rasa's default pipeline (trains both; ~15 min here).
 eval: import train
+	$(PY) -m procedures_db.resolver eval --part dev --json results/resolver-dev.json
 	$(PY) scripts/eval.py
 
 clean:

@@ -15,7 +15,6 @@ from procedures_db.search import short_title
 from procedures_db.text import tokens
 
 MAX_CANDIDATES = 5
-CLOSE_SHARE = 0.75  # candidates scoring below this share of the best one are noise
 CANDIDATES_SLOT = "procedure_candidates"
 PENDING_FACTS_SLOT = "pending_facts"
 
@@ -27,9 +26,9 @@ def choose_payload(code: str) -> str:
 def offer(
     dispatcher: CollectingDispatcher, hits: list[Any], facts: list[str]
 ) -> list[dict[str, Any]]:
-    """List up to five candidates, numbered and as buttons; remember them and the question."""
-    close = [hit for hit in hits if hit.score >= CLOSE_SHARE * hits[0].score] or hits
-    candidates = [{"code": hit.code, "name": hit.name} for hit in close[:MAX_CANDIDATES]]
+    """List up to five candidates (the resolver chose them), numbered and as buttons; remember
+    them and the question."""
+    candidates = [{"code": hit.code, "name": hit.name} for hit in hits[:MAX_CANDIDATES]]
     lines = [
         "Có một số thủ tục gần với câu hỏi của bạn. Bạn hỏi về thủ tục nào?"
         if len(candidates) > 1

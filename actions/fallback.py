@@ -1,4 +1,10 @@
-"""Low NLU confidence: a pick or a follow-up is still answered; else rephrase, then hotline."""
+"""Low NLU confidence or an out-of-scope intent: the resolver is asked first.
+
+A message the intent classifier is unsure of (or calls out of scope) may still name a procedure
+clearly, in a story the classifier never saw: the resolver's decision is taken before any
+"I did not understand". Only when it finds nothing likely does the bot ask to rephrase (then
+give the hotline), or say what it can help with.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +15,24 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.disambiguation import picked_code
 from actions.procedure_answers import (
     EXAMPLES,
     FALLBACK_COUNT_SLOT,
-    PROCEDURE_SLOT,
+    Target,
+    answer_target,
     contact_profile,
+    find_target,
     guarded,
-    respond,
 )
-from actions.questions import Fact, codes_in, facts_asked
 from procedures_db.profile import contact_hint
 
 
-def still_answerable(tracker: Tracker) -> bool:
-    """A typed pick, a code, or a fact cue about the current procedure needs no clear intent."""
-    text = tracker.latest_message.get("text") or ""
-    if picked_code(tracker) or codes_in(text):
-        return True
-    return bool(tracker.get_slot(PROCEDURE_SLOT)) and facts_asked(None, text) != [Fact.OVERVIEW]
+async def resolved(tracker: Tracker, *, offer_list: bool) -> Target | None:
+    """The resolver's target when it is worth answering; None to fall back."""
+    target = await find_target(tracker, tracker.latest_message.get("text") or "")
+    if target.code or (offer_list and target.hits):
+        return target
+    return None
 
 
 class ActionFallback(Action):
@@ -42,8 +47,9 @@ class ActionFallback(Action):
     async def reply(
         self, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> list[dict[str, Any]]:
-        if still_answerable(tracker):
-            return await respond(dispatcher, tracker)
+        target = await resolved(tracker, offer_list=True)
+        if target:
+            return await answer_target(dispatcher, tracker, target)
         count = int(tracker.get_slot(FALLBACK_COUNT_SLOT) or 0)
         if count == 0:
             dispatcher.utter_message(
@@ -56,3 +62,24 @@ class ActionFallback(Action):
             text=f"Xin lỗi, tôi vẫn chưa hiểu câu hỏi của bạn. {contact_hint(profile)}"
         )
         return [SlotSet(FALLBACK_COUNT_SLOT, 0.0)]
+
+
+class ActionOutOfScope(Action):
+    """Out of scope for the classifier; answered when the resolver is sure it is a procedure."""
+
+    def name(self) -> str:
+        return "action_out_of_scope"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        return await guarded(dispatcher, self.reply(dispatcher, tracker))
+
+    async def reply(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[dict[str, Any]]:
+        target = await resolved(tracker, offer_list=False)
+        if target:
+            return await answer_target(dispatcher, tracker, target)
+        dispatcher.utter_message(response="utter_out_of_scope")
+        return []

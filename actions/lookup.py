@@ -11,10 +11,10 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from procedures_db import queries, search
+from procedures_db import queries, resolver
 from procedures_db.profile import ProvinceProfile, load_profile
 from procedures_db.queries import ProcedureDetails
-from procedures_db.search import SearchHit
+from procedures_db.resolver import Context, Resolution
 from procedures_db.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -25,8 +25,8 @@ class LookupFailed(RuntimeError):
     """The database, the search index or the profile could not answer in time."""
 
 
-# The first search on a database builds the in-memory index (about 2 s on two busy cores; a
-# search takes ~20 ms afterwards): that one call may take this many times the usual timeout.
+# The first call on a database builds the in-memory indexes (a few seconds on two busy cores;
+# a call takes a few ms afterwards): that one call may take this many times the usual timeout.
 COLD_SEARCH_FACTOR = 10.0
 _searched_urls: set[str] = set()
 
@@ -45,17 +45,17 @@ async def _call(
         raise LookupFailed(f"{function.__qualname__} failed: {error}") from error
 
 
-def _search(query: str, limit: int) -> list[SearchHit]:
-    return search.search(query, limit)
+def _resolve(message: str, context: Context) -> Resolution:
+    return resolver.resolve(message, context)
 
 
-async def search_procedures(query: str, limit: int = 10) -> list[SearchHit]:
-    """`procedures_db.search.search` on the configured database."""
+async def resolve(message: str, context: Context) -> Resolution:
+    """`procedures_db.resolver.resolve` on the configured database."""
     url = get_settings().database_url
     factor = 1.0 if url in _searched_urls else COLD_SEARCH_FACTOR
-    hits = await _call(_search, query, limit, timeout_factor=factor)
+    resolution = await _call(_resolve, message, context, timeout_factor=factor)
     _searched_urls.add(url)
-    return hits
+    return resolution
 
 
 async def get_procedure(code: str) -> ProcedureDetails | None:

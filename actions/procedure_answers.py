@@ -1,17 +1,14 @@
 """Answer questions about a procedure: find it, remember it, answer every fact asked.
 
-How a message is tied to a procedure (follow-up versus switch):
-1. a picked candidate (button payload, typed number or name) after a disambiguation;
-2. a procedure code (entity `procedure_code` or a code typed in the text) -> that code;
-3. no `procedure` entity and, without question and filler words, fewer than two words left
-   ("còn lệ phí thì sao?", "nộp ở đâu vậy?"): a follow-up on the current procedure;
-4. otherwise search the `procedure` entity span, the whole message and the message without
-   its question words; a clear winner switches (or stays, if it is the current one); clear
-   winners that disagree are decided by how much of the message their names cover. Without
-   a clear winner the current procedure stays when any search found it or the best hits do
-   not cover the message's words (a follow-up with more detail: "người nước ngoài có làm
-   được không"); a description of four or more words that only one of the close names
-   contains in full names that one; else the best hits are offered.
+Which procedure a message is about is the resolver's call (`procedures_db.resolver`): the whole
+message, the NLU's procedure span, the current procedure and the last offered candidates go in;
+ranked procedures with calibrated probabilities and a decision come out. A typed pick among
+offered candidates (button payload, number, name) is read first. Then:
+- answer: answer the best procedure;
+- suggest: answer the best and offer the close alternatives as buttons;
+- ask: offer the plausible ones and keep the question for the pick;
+- not found: say so (or ask which procedure, when the message names none).
+Follow-up or switch is decided by the same probabilities (the current procedure is a candidate).
 The facts asked come from the intent plus cue words (multi-question messages); after a
 disambiguation the original question, kept in the `pending_facts` slot, is answered; "còn X
 thì sao?" asks the last question (`last_facts`) again about X.
@@ -32,8 +29,8 @@ from rasa_sdk.types import DomainDict
 from actions import lookup
 from actions.disambiguation import (
     CANDIDATES_SLOT,
-    MAX_CANDIDATES,
     PENDING_FACTS_SLOT,
+    choose_payload,
     offer,
     picked_code,
 )
@@ -44,35 +41,30 @@ from actions.questions import (
     codes_in,
     facts_asked,
     mentions_level_number,
-    procedure_phrase,
     procedure_words,
 )
 from procedures_db.profile import ProvinceProfile, contact_hint
-from procedures_db.search import SearchHit, has_clear_winner
-from procedures_db.text import tokens
+from procedures_db.resolver import Candidate, Context, Decision
+from procedures_db.search import short_title
 
 logger = logging.getLogger(__name__)
 
 PROCEDURE_SLOT = "procedure_code"
 FALLBACK_COUNT_SLOT = "fallback_count"
 LAST_FACTS_SLOT = "last_facts"
-FULL_NAME_WORDS = 4  # distinct words a description needs before it can pick a name alone
 CHOOSE_INTENT = "choose_procedure"
 EXAMPLES = 'Ví dụ: "Đổi giấy phép lái xe cần giấy tờ gì?" hoặc "Đăng ký khai sinh ở đâu?"'
 
 
 @dataclass
 class Target:
-    """Where a message leads: one procedure, a list to choose from, or nothing found."""
+    """Where a message leads: one procedure (with close alternatives), a list, or nothing."""
 
     code: str | None = None
     picked: bool = False  # chosen among offered candidates
-    hits: list[SearchHit] = field(default_factory=list)
+    alternatives: list[Candidate] = field(default_factory=list)  # offered beside the answer
+    hits: list[Candidate] = field(default_factory=list)  # to choose from
     ask_which: bool = False
-
-
-def entity_values(tracker: Tracker, name: str) -> list[str]:
-    return [str(v) for v in tracker.get_latest_entity_values(name) if v]
 
 
 def procedure_span(tracker: Tracker, text: str) -> str | None:
@@ -91,46 +83,31 @@ def procedure_span(tracker: Tracker, text: str) -> str | None:
     return text[min(starts) : max(ends)]
 
 
-def coverage(words: list[str], name: str) -> float:
-    """The share of the message's procedure words that appear in this procedure name."""
-    name_words = set(tokens(name))
-    return sum(w in name_words for w in words) / len(words) if words else 1.0
+def context_of(tracker: Tracker, text: str) -> Context:
+    offered = tracker.get_slot(CANDIDATES_SLOT) or []
+    return Context(
+        current=tracker.get_slot(PROCEDURE_SLOT),
+        offered=tuple(c["code"] for c in offered if isinstance(c, dict) and c.get("code")),
+        span=procedure_span(tracker, text),
+    )
 
 
-async def find_target(tracker: Tracker, text: str, current: str | None) -> Target:
+async def find_target(tracker: Tracker, text: str) -> Target:
     picked = picked_code(tracker)
     if picked:
         return Target(code=picked, picked=True)
-    codes = entity_values(tracker, "procedure_code") + codes_in(text)
+    codes = codes_in(text)  # a typed code identifies; nothing to rank
     if codes:
         return Target(code=codes[0])
-    span = procedure_span(tracker, text)
-    words = procedure_words(text)
-    if current and not span and len(words) < 2:
-        return Target(code=current)
-    if not span and not words:
-        return Target(ask_which=True)
-    # The span first, then the whole message, then the message without its question words
-    # (which can outweigh a short name: "nộp" in "đăng ký thường trú nộp ở đâu" also matches
-    # "Đăng ký thuế ... nộp thay").
-    queries = list(dict.fromkeys(q for q in (span, text, procedure_phrase(text)) if q))
-    results = [await lookup.search_procedures(query) for query in queries]
-    winners = [hits[0] for hits in results if has_clear_winner(hits)]
-    if winners:
-        # Clear winners that disagree: the name that covers most of the message's words
-        # ("xóa đăng ký thường trú" when the entity kept only "đăng ký thường trú").
-        best = max(winners, key=lambda hit: coverage(words, hit.name))
+    resolution = await lookup.resolve(text, context_of(tracker, text))
+    best = resolution.best
+    if resolution.decision is Decision.ANSWER:
         return Target(code=best.code)
-    # The list to offer: the search whose best hit covers most of the message, then scores best.
-    hits = max(results, key=lambda h: (coverage(words, h[0].name), h[0].score) if h else (-1, 0))
-    found = {hit.code for result in results for hit in result}
-    if current and (not hits or current in found or coverage(words, hits[0].name) < 0.75):
-        return Target(code=current)
-    # A long description that only one of the close names contains in full names that one.
-    full = [hit for hit in hits[:MAX_CANDIDATES] if coverage(words, hit.name) == 1.0]
-    if len(full) == 1 and len(set(words)) >= FULL_NAME_WORDS:
-        return Target(code=full[0].code)
-    return Target(hits=hits)
+    if resolution.decision is Decision.SUGGEST:
+        return Target(code=best.code, alternatives=resolution.alternatives())
+    if resolution.decision is Decision.ASK:
+        return Target(hits=[best, *resolution.alternatives(share=0.1)])
+    return Target(ask_which=not procedure_words(text))
 
 
 def _slot_facts(tracker: Tracker, slot: str) -> list[Fact]:
@@ -210,15 +187,40 @@ async def answer_code(
     return answered(details.code, facts)
 
 
+def offer_alternatives(
+    dispatcher: CollectingDispatcher, alternatives: list[Candidate]
+) -> list[dict[str, Any]]:
+    """After answering the likeliest procedure: the close ones, one tap away."""
+    dispatcher.utter_message(
+        text="Nếu bạn hỏi về thủ tục khác, bạn chọn một trong các thủ tục sau:",
+        buttons=[
+            {"title": short_title(c.name), "payload": choose_payload(c.code)} for c in alternatives
+        ],
+    )
+    return [SlotSet(CANDIDATES_SLOT, [{"code": c.code, "name": c.name} for c in alternatives])]
+
+
 async def respond(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
     """Find the procedure the latest message is about and answer it (or ask which one)."""
     text = tracker.latest_message.get("text") or ""
-    current = tracker.get_slot(PROCEDURE_SLOT)
     try:
-        target = await find_target(tracker, text, current)
+        target = await find_target(tracker, text)
+    except lookup.LookupFailed:
+        return await apologize(dispatcher)
+    return await answer_target(dispatcher, tracker, target)
+
+
+async def answer_target(
+    dispatcher: CollectingDispatcher, tracker: Tracker, target: Target
+) -> list[dict[str, Any]]:
+    text = tracker.latest_message.get("text") or ""
+    try:
         facts = facts_for(tracker, target)
         if target.code:
-            return await answer_code(dispatcher, target.code, facts, text)
+            events = await answer_code(dispatcher, target.code, facts, text)
+            if target.alternatives:
+                events += offer_alternatives(dispatcher, target.alternatives)
+            return events
         profile = await contact_profile()
     except lookup.LookupFailed:
         return await apologize(dispatcher)

@@ -1,6 +1,9 @@
-"""Procedure search: the one function the bot, the actions and the staff page call.
+"""Procedure search: the name index, and `search()`, the resolver's ranking for the staff page,
+the API and the CLI.
 
-Ranking (measured against alternatives in BENCHMARKS.md, "Search"):
+`search()` ranks as the bot does (`procedures_db.resolver`, without a conversation). The name
+index below is one of the resolver's feature sources (`name_search` queries it alone). Its
+scoring (measured against alternatives in BENCHMARKS.md, "Search"):
 
 1. A procedure code in the query ("3.000347", "mã 1.001193", "1.001193?") puts that procedure
    first with score 1.0.
@@ -20,8 +23,7 @@ Ranking (measured against alternatives in BENCHMARKS.md, "Search"):
    query mentions them, x0.93 for each action the name adds to the query (xóa, cấp lại, thu hồi,
    ...), x0.985 for ministry-only procedures (citizens deal with the commune and the province).
 
-Scores are in 0..1; a query equal to a name scores 1.0. `has_clear_winner` documents when the
-first hit may be taken without asking the citizen to choose.
+Scores are in 0..1; a query equal to a name scores 1.0.
 
 The index lives in memory, one per engine, built on first use from (code, name, field, levels,
 online_level) and rebuilt when the data version changes (latest ImportRun id, latest procedure
@@ -54,11 +56,6 @@ from procedures_db import synonyms
 from procedures_db.text import CHAT_ABBREVIATIONS, canonical, fold_accents, nfc
 
 VERSION_CHECK_INTERVAL_S = 1.0
-# has_clear_winner: the first hit must reach CLEAR_MIN_SCORE and lead the second by CLEAR_MARGIN.
-# Calibrated on the 232-query set (BENCHMARKS.md): with a margin of 0.05 the first hit is wrong in
-# 3 of 177 clear cases, as with 0.08 (3 of 150) and 0.10 (3 of 135), and citizens are asked less.
-CLEAR_MIN_SCORE = 0.55
-CLEAR_MARGIN = 0.05
 
 _FIELD_FACTOR = 0.25  # a query word found only in the procedure's field
 _BIGRAM_FACTOR = 0.5  # a word pair counts half its own IDF
@@ -728,7 +725,7 @@ def invalidate_index(engine: Engine | None = None) -> None:
 # Public API
 
 
-def search(
+def name_search(
     query: str,
     limit: int = 10,
     *,
@@ -737,7 +734,7 @@ def search(
     level: str | None = None,
     online_level: str | None = None,
 ) -> list[SearchHit]:
-    """Procedures matching a citizen's words, best first, scores in 0..1.
+    """The name index alone (one source of the resolver's features, and its baseline).
 
     `query` may be a span ("đổi bằng lái") or a whole chat message; a procedure code in it comes
     first with score 1.0. Filters: `field` (lĩnh vực, accent/case-insensitive), `level`
@@ -753,23 +750,43 @@ def search(
     return _index_for(engine).search(query or "", limit, field, level, online_level)
 
 
-def has_clear_winner(hits: Sequence[SearchHit]) -> bool:
-    """True when the bot may answer about hits[0] without asking the citizen to choose.
+def search(
+    query: str,
+    limit: int = 10,
+    *,
+    engine: Engine | None = None,
+    field: str | None = None,
+    level: str | None = None,
+    online_level: str | None = None,
+) -> list[SearchHit]:
+    """Procedures for a citizen's words, best first, as the bot ranks them: the resolver
+    (`procedures_db.resolver`) without conversation context; `score` is its probability.
 
-    Rule: a code hit (score 1.0 with no second 1.0) is clear; otherwise hits[0].score must be
-    >= CLEAR_MIN_SCORE and lead hits[1] by >= CLEAR_MARGIN. A query equal to one name scores
-    1.0 and its narrow or central-level variants trail by more than the margin ("cấp đổi thẻ căn
-    cước": commune 1.0, province 0.91, central 0.79); several names that fit equally well ("lý lịch
-    tư pháp": four "Cấp Phiếu lý lịch tư pháp ..." within 0.03) are not clear: the citizen picks.
+    Filters as in `name_search`; with filters and no searchable words, the filtered procedures
+    are listed by name with score 0. A typed code comes first.
     """
-    if not hits:
-        return False
-    if hits[0].score >= 1.0 and (len(hits) == 1 or hits[1].score < 1.0):
-        return True
-    if hits[0].score < CLEAR_MIN_SCORE:
-        return False
-    # 1e-9: scores are floats; a margin of exactly CLEAR_MARGIN counts as clear.
-    return len(hits) == 1 or hits[0].score - hits[1].score >= CLEAR_MARGIN - 1e-9
+    if limit < 1:
+        return []
+    from procedures_db import resolver
+
+    if engine is None:
+        from procedures_db.db import get_engine
+
+        engine = get_engine()
+    indexes = resolver.indexes_for(engine)
+    allowed = indexes.names.mask(field, level, online_level)
+    resolution = resolver.resolve(query or "", limit=limit, engine=engine, allowed=allowed)
+    hits = [
+        SearchHit(c.code, c.name, round(c.probability, 4), list(c.levels), c.field, c.online_level)
+        for c in resolution.candidates
+    ]
+    typed = indexes.names.search(query or "", limit, field, level, online_level)
+    codes = [h for h in typed if h.score >= 1.0 and _CODE_RE.search(query or "")]
+    if codes:  # a typed code identifies its procedure
+        hits = codes + [h for h in hits if h.code not in {c.code for c in codes}]
+    if not hits and not indexes.names.analyze(query or ""):
+        return typed  # filters only: the filtered procedures by name
+    return hits[:limit]
 
 
 _TITLE_MAX = 60
@@ -842,14 +859,12 @@ def short_titles(names: Sequence[str]) -> list[str]:
 
 
 __all__ = [
-    "CLEAR_MARGIN",
-    "CLEAR_MIN_SCORE",
     "IndexRow",
     "SearchHit",
     "build_index",
     "doc_tokens",
-    "has_clear_winner",
     "invalidate_index",
+    "name_search",
     "search",
     "short_title",
     "short_titles",

@@ -1,4 +1,5 @@
-"""procedures_db.search: the citizen question set over the real data, and its behaviours."""
+"""procedures_db.search: the name index (one source of the resolver's features) over the
+real data, on the citizen question set, and its behaviours."""
 
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ from procedures_db.importers import run_import
 from procedures_db.models import ImportRun, Procedure
 from procedures_db.search import (
     SearchHit,
-    has_clear_winner,
     invalidate_index,
-    search,
     short_title,
     short_titles,
+)
+from procedures_db.search import (
+    name_search as search,
 )
 from tests.conftest import data_path
 
@@ -215,7 +217,6 @@ def test_codes_come_first_with_score_one(full_db_engine, query, code):
     hits = search(query, 5, engine=full_db_engine)
     assert hits[0].code == code and hits[0].score == 1.0
     assert all(hit.score < 1.0 for hit in hits[1:])
-    assert has_clear_winner(hits)
 
 
 def test_code_label_names_no_procedure(full_db_engine):
@@ -284,29 +285,6 @@ def test_plain_request_beats_added_actions(full_db_engine):
     hits = search("đăng ký tàu cá", 5, engine=full_db_engine)
     assert hits[0].code == "1.003650"
     assert rank_of(hits, "1.003681") > 0  # Xóa đăng ký tàu cá
-
-
-# --- clear winner ------------------------------------------------------------------------------
-
-
-def hit(code: str, score: float) -> SearchHit:
-    return SearchHit(code, code, score, ["xa"], None, None)
-
-
-def test_clear_winner_rule():
-    assert not has_clear_winner([])
-    assert has_clear_winner([hit("a", 0.9)])
-    assert not has_clear_winner([hit("a", 0.3)])
-    assert has_clear_winner([hit("a", 0.9), hit("b", 0.9 - search_module.CLEAR_MARGIN)])
-    assert not has_clear_winner([hit("a", 0.9), hit("b", 0.9 - search_module.CLEAR_MARGIN / 2)])
-    assert has_clear_winner([hit("a", 1.0), hit("b", 0.99)])  # a code hit
-
-
-def test_clear_winner_on_real_queries(full_db_engine):
-    assert has_clear_winner(search("đổi bằng lái xe", engine=full_db_engine))
-    assert has_clear_winner(search("đăng ký khai sinh", engine=full_db_engine))
-    # Several "Cấp Phiếu lý lịch tư pháp ..." procedures: the citizen must choose.
-    assert not has_clear_winner(search("lý lịch tư pháp", engine=full_db_engine))
 
 
 # --- filters, result shape -----------------------------------------------------------------
@@ -472,7 +450,7 @@ def test_search_on_postgresql(tmp_path):
         create_schema(engine)
         run_import([data_path("national-api-sample")], overlay=None, engine=engine)
         hits = search("nop tien trong rung thay the", 3, engine=engine)
-        assert hits[0].code == "1.007916" and has_clear_winner(hits)
+        assert hits[0].code == "1.007916"
         assert search("mã 1.012590", engine=engine)[0].score == 1.0
         by_level = search("đăng ký", 10, engine=engine, level="xa")
         assert by_level and all("xa" in hit.levels for hit in by_level)

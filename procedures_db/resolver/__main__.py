@@ -33,7 +33,7 @@ def _train(out: Path) -> int:
     meta = model.meta
     print(
         f"resolver model: {out} in {time.perf_counter() - started:.1f} s; "
-        f"{meta['base_groups']} base + {meta['dev_groups']} dev examples "
+        f"{meta['groups']} examples, {meta['dev_groups']} of them from the dev parts "
         f"({meta['dev_missed']} dev examples had no acceptable candidate); "
         f"temperature {model.temperature:.2f}; thresholds {model.thresholds}"
     )

@@ -79,6 +79,15 @@ def reliability(predictions: list[tuple[Group, np.ndarray, float]], bins: int = 
     ]
 
 
+def ranking_summary(predictions: list[tuple[Group, np.ndarray, float]]) -> dict:
+    """Top-1 / top-3 of held-out predictions (examples with an acceptable candidate or none)."""
+    in_scope = [(g, p) for g, p, _ in predictions if not g.none_positive and len(p)]
+    top1 = sum(bool(g.positive[int(np.argmax(p))]) for g, p in in_scope)
+    top3 = sum(bool(g.positive[np.argsort(-p)[:3]].any()) for g, p in in_scope)
+    n = max(len(in_scope), 1)
+    return {"examples": len(in_scope), "top1": round(top1 / n, 4), "top3": round(top3 / n, 4)}
+
+
 def bm25_baseline(indexes: Indexes, text: str, k: int = 3) -> list[str]:
     """Plain BM25 over each record's whole text (folded words and pairs of the message)."""
     scores = indexes.records.whole.scores(with_pairs(tokens(text)))

@@ -50,6 +50,10 @@ CANDIDATE_FEATURES = (
     "gap_name_full",
     "gap_name_focus",
     "record_full_log",
+    "query_coverage",
+    "query_coverage_focus",
+    "current_unexplained",
+    "current_rival_coverage",
 )
 NONE_FEATURES = (
     "bias",
@@ -179,6 +183,11 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
     rival = float(others.max()) if len(others) else 0.0
     coverage = np.array([_coverage(records.name_tokens[i], v.query_words) for i in ids])
     coverage_focus = np.array([_coverage(records.name_tokens[i], v.focus_words) for i in ids])
+    # The other way round: how much of what the citizen said the name explains.
+    explained = np.array([_coverage(v.query_words, records.name_tokens[i]) for i in ids])
+    explained_focus = np.array([_coverage(v.focus_words, records.name_tokens[i]) for i in ids])
+    rival_explained = explained_focus[is_current == 0]
+    rival_coverage = float(rival_explained.max()) if len(rival_explained) else 0.0
     columns = [
         v.name_full[ids],
         v.name_focus[ids],
@@ -206,12 +215,17 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
         v.name_full[ids] - v.name_full[ids].max(),
         v.name_focus[ids] - v.name_focus[ids].max(),
         np.log1p(v.record_full[ids]),
+        explained,
+        explained_focus,
+        is_current * (1.0 - explained_focus),
+        is_current * rival_coverage,
     ]
     return np.column_stack(columns)
 
 
-def _coverage(name_tokens: set[str], words: set[str]) -> float:
-    return len(name_tokens & words) / len(name_tokens) if name_tokens else 0.0
+def _coverage(part: set[str], whole: set[str]) -> float:
+    """The share of `part` found in `whole` (0 for an empty part)."""
+    return len(part & whole) / len(part) if part else 0.0
 
 
 def none_vector(v: QueryView) -> np.ndarray:

@@ -1,11 +1,16 @@
-"""The ranking model: a conditional logit over a message's candidates and "none of them".
+"""The ranking model: gradient-boosted trees score each candidate, a conditional logit over a
+message's candidates and "none of them" turns the scores into probabilities.
 
-Each candidate i gets a logit w·x_i, "none" gets v·g (features of the message alone); the
-probability of each is the softmax over them all. Training maximises the probability mass on
-the acceptable codes of each example (or on "none" for a message no procedure answers), with an
-L2 penalty, by L-BFGS: deterministic, seconds on a few thousand examples, and probabilities that
-are calibrated by construction on the training distribution. A temperature fitted on out-of-fold
-predictions of the real questions carries that calibration to what citizens really write.
+1. Trees (LightGBM LambdaRank) score each candidate from its features and the message's: the
+   interactions matter ("the current procedure, unless the message names words another one
+   explains").
+2. Candidate i gets the logit w·s_i (its tree score, standardised), "none" gets v·g (features of
+   the message alone); the probability of each is the softmax over them all. w and v maximise
+   the probability mass on the acceptable codes of each example (or on "none" for a message no
+   procedure answers) over out-of-fold tree scores, by L-BFGS with an L2 penalty.
+3. A temperature fitted on out-of-fold predictions of the real questions and conversations
+   carries that calibration to what citizens really write.
+Everything is seeded and single-threaded: the same inputs give the same model.
 """
 
 from __future__ import annotations
@@ -14,10 +19,27 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lightgbm
 import numpy as np
 from scipy.optimize import minimize
 
-FORMAT = "tthc-resolver/1"
+FORMAT = "tthc-resolver/2"
+TREE_PARAMS = {
+    "objective": "lambdarank",
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_data_in_leaf": 20,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "seed": 42,
+    "deterministic": True,
+    "force_row_wise": True,
+    "num_threads": 1,
+    "verbosity": -1,
+}
+TREE_ROUNDS = 300
 
 
 @dataclass
@@ -32,6 +54,11 @@ class Group:
     family: np.ndarray | None = None  # per candidate, an id shared by same-named variants
 
 
+def tree_rows(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """What the trees read of each candidate: its features and the message's."""
+    return np.hstack([x, np.repeat(g[None, :], len(x), axis=0)])
+
+
 @dataclass
 class RankingModel:
     candidate_features: tuple[str, ...]
@@ -43,14 +70,23 @@ class RankingModel:
     temperature: float = 1.0
     thresholds: dict[str, float] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    trees: lightgbm.Booster | None = None
 
-    def logits(self, x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
-        z = ((x - self.mean) / self.scale) @ self.w if len(x) else np.zeros(0)
+    def tree_scores(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        if not len(x):
+            return np.zeros((0, 1))
+        return self.trees.predict(tree_rows(x, g)).reshape(-1, 1)
+
+    def logits_from_scores(self, s: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
+        z = ((s - self.mean) / self.scale) @ self.w if len(s) else np.zeros(0)
         return z / self.temperature, float(g @ self.v) / self.temperature
 
     def probabilities(self, x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
         """Per candidate, and for "none"; they sum to one."""
-        z, z_none = self.logits(x, g)
+        return self.probabilities_from_scores(self.tree_scores(x, g), g)
+
+    def probabilities_from_scores(self, s: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
+        z, z_none = self.logits_from_scores(s, g)
         top = max(z.max(initial=-np.inf), z_none)
         e = np.exp(z - top)
         e_none = float(np.exp(z_none - top))
@@ -70,6 +106,7 @@ class RankingModel:
             "temperature": self.temperature,
             "thresholds": self.thresholds,
             "meta": self.meta,
+            "trees": self.trees.model_to_string() if self.trees else None,
         }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -90,6 +127,7 @@ class RankingModel:
             temperature=float(data["temperature"]),
             thresholds={k: float(t) for k, t in data["thresholds"].items()},
             meta=data.get("meta", {}),
+            trees=lightgbm.Booster(model_str=data["trees"]),
         )
 
 
@@ -104,13 +142,41 @@ def _pack(groups: list[Group]):
     return x, g, offsets, positive, none_positive, weights
 
 
+def fit_trees(groups: list[Group]) -> lightgbm.Booster:
+    """LambdaRank trees over the groups that have an acceptable candidate."""
+    ranked = [gr for gr in groups if gr.positive.any()]
+    data = lightgbm.Dataset(
+        np.vstack([tree_rows(gr.x, gr.g) for gr in ranked]),
+        label=np.concatenate([gr.positive.astype(int) for gr in ranked]),
+        weight=np.concatenate([np.full(len(gr.x), gr.weight) for gr in ranked]),
+        group=[len(gr.x) for gr in ranked],
+    )
+    return lightgbm.train(TREE_PARAMS, data, num_boost_round=TREE_ROUNDS)
+
+
+def scored(groups: list[Group], trees: lightgbm.Booster) -> list[Group]:
+    """The groups with each candidate's tree score as its only feature."""
+    return [
+        Group(
+            x=trees.predict(tree_rows(gr.x, gr.g)).reshape(-1, 1),
+            g=gr.g,
+            positive=gr.positive,
+            none_positive=gr.none_positive,
+            weight=gr.weight,
+            family=gr.family,
+        )
+        for gr in groups
+    ]
+
+
 def fit(
     groups: list[Group],
     candidate_features: tuple[str, ...],
     none_features: tuple[str, ...],
     l2: float = 1.0,
 ) -> RankingModel:
-    """Maximum-likelihood weights (L2-penalised); features standardised on the training rows."""
+    """Maximum-likelihood logit weights (L2-penalised) over the groups' features, standardised
+    on the training rows (for the resolver: the out-of-fold tree scores)."""
     x, g, offsets, positive, none_positive, weights = _pack(groups)
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
@@ -154,13 +220,13 @@ def fit(
 
 
 def fit_temperature(model: RankingModel, groups: list[Group]) -> float:
-    """The temperature that maximises the likelihood of `groups` (held-out predictions)."""
+    """The temperature that maximises the likelihood of `groups` (held-out tree scores)."""
     best, best_loss = 1.0, np.inf
     for temperature in np.exp(np.linspace(np.log(0.3), np.log(3.0), 61)):
         model.temperature = float(temperature)
         loss = 0.0
         for gr in groups:
-            p, p_none = model.probabilities(gr.x, gr.g)
+            p, p_none = model.probabilities_from_scores(gr.x, gr.g)
             good = float(p[gr.positive].sum()) + (p_none if gr.none_positive else 0.0)
             loss -= np.log(max(good, 1e-12))
         if loss < best_loss:

@@ -18,6 +18,7 @@ risk-coverage curve. Everything is seeded: the same inputs give the same model.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from dataclasses import dataclass
@@ -42,7 +43,14 @@ from procedures_db.resolver.features import (
     none_vector,
     view,
 )
-from procedures_db.resolver.model import Group, RankingModel, fit, fit_temperature
+from procedures_db.resolver.model import (
+    Group,
+    RankingModel,
+    fit,
+    fit_temperature,
+    fit_trees,
+    scored,
+)
 from procedures_db.settings import PROJECT_ROOT
 from procedures_db.text import fold_accents
 
@@ -127,16 +135,19 @@ def generated_examples(indexes: Indexes, rng: random.Random) -> list[Example]:
 def conversation_pairs(
     singles: list[Example], follow_ups: list[str], rng: random.Random
 ) -> list[Example]:
-    """A follow-up about the current procedure, and a named procedure after another one."""
+    """A follow-up about the current procedure, and a named procedure after another one (as
+    asked, or in a switch shape around a short query: "còn … thì sao")."""
+    switches = yaml.safe_load(TEMPLATES.read_text(encoding="utf-8"))["switches"]
     named = [e for e in singles if e.codes and not e.context.current]
     out = []
     for k, example in enumerate(named):
         current = min(rng.choice(named).codes)
         if current in example.codes:
             continue
-        out.append(
-            Example(example.text, example.codes, Context(current=current), "generated", f"sw-{k}")
-        )
+        text = example.text
+        if len(text.split()) <= 5 and rng.random() < 0.6:
+            text = rng.choice(switches).format(text)
+        out.append(Example(text, example.codes, Context(current=current), "generated", f"sw-{k}"))
         phrase = rng.choice(follow_ups)
         out.append(
             Example(phrase, frozenset({current}), Context(current=current), "generated", f"fu-{k}")
@@ -171,8 +182,7 @@ def to_group(indexes: Indexes, example: Example) -> Group | None:
 
 @dataclass
 class TrainingSet:
-    base: list[Group]  # always trained on
-    dev: list[tuple[str, Group]]  # (fold key, group): trained on, and predicted out of fold
+    groups: list[tuple[str, Group, str | None]]  # (source page, group, dev part's name or None)
     dev_missed: int  # dev examples whose acceptable codes no candidate list held
 
 
@@ -180,42 +190,41 @@ def training_set(indexes: Indexes) -> TrainingSet:
     rng = random.Random(SEED)
     follow_ups, none_texts = nlu_examples()
     singles = [e for c in search_queries() + e2e_questions() for e in turn_examples(c)]
-    base_examples = singles + generated_examples(indexes, rng)
-    base_examples += conversation_pairs(singles, follow_ups, rng)
-    base_examples += none_examples(none_texts, rng)
-    base = [g for g in (to_group(indexes, e) for e in base_examples) if g is not None]
-    dev, missed = [], 0
-    for conversation in real_questions("dev") + conversations("dev"):
-        for example in turn_examples(conversation):
-            group = to_group(indexes, example)
-            if group is None:
-                missed += 1
-            else:
-                dev.append((example.key, group))
-    return TrainingSet(base, dev, missed)
+    base = singles + generated_examples(indexes, rng)
+    base += conversation_pairs(singles, follow_ups, rng)
+    base += none_examples(none_texts, rng)
+    dev = [e for c in real_questions("dev") + conversations("dev") for e in turn_examples(c)]
+    groups, missed = [], 0
+    for example in base + dev:
+        group = to_group(indexes, example)
+        part = example.source if example in dev else None
+        if group is not None:
+            groups.append((example.key, group, part))
+        elif part:
+            missed += 1
+    return TrainingSet(groups, missed)
 
 
 def _fold_of(key: str) -> int:
-    return sum(key.encode("utf-8")) % FOLDS
+    return int(hashlib.sha1(key.encode("utf-8")).hexdigest(), 16) % FOLDS
 
 
-def out_of_fold(data: TrainingSet, l2: float) -> list[tuple[Group, np.ndarray, float]]:
-    """Each dev group predicted by a model that did not see its page."""
-    predictions = []
+def out_of_fold_scores(data: TrainingSet) -> list[tuple[Group, str | None]]:
+    """Every group with tree scores from trees that did not see its source page."""
+    out = []
     for fold in range(FOLDS):
-        train = data.base + [g for key, g in data.dev if _fold_of(key) != fold]
-        held = [g for key, g in data.dev if _fold_of(key) == fold]
-        if not held:
-            continue
-        model = fit(train, CANDIDATE_FEATURES, NONE_FEATURES, l2=l2)
-        for group in held:
-            predictions.append((group, *model.probabilities(group.x, group.g)))
-    return predictions
+        train = [g for key, g, _ in data.groups if _fold_of(key) != fold]
+        held = [(g, dev) for key, g, dev in data.groups if _fold_of(key) == fold]
+        trees = fit_trees(train)
+        out += [
+            (s, dev) for s, (_, dev) in zip(scored([g for g, _ in held], trees), held, strict=True)
+        ]
+    return out
 
 
 def choose_thresholds(curve: list[dict], max_wrong_share: float) -> dict[str, float]:
     """The lowest answer threshold whose wrong direct answers stay within `max_wrong_share` of
-    all questions; a suggestion threshold allowing twice that; ask above a small floor."""
+    all questions; a suggestion threshold allowing 2.5 times that; ask above a small floor."""
     answer = next(
         (p["threshold"] for p in curve if p["wrong_share"] <= max_wrong_share),
         curve[-1]["threshold"],
@@ -232,29 +241,30 @@ def main_train(out: Path, l2: float = 1.0) -> RankingModel:
 
     indexes = build_indexes(load_records(get_engine()))
     data = training_set(indexes)
-    oof = out_of_fold(data, l2)
-    model = fit(data.base + [g for _, g in data.dev], CANDIDATE_FEATURES, NONE_FEATURES, l2=l2)
-    model.temperature = fit_temperature(model, [g for g, _, _ in oof]) if oof else 1.0
-    calibrated = [(g, *_rescale(p, p_none, model.temperature)) for g, p, p_none in oof]
-    curve = evaluation.risk_coverage(calibrated)
+    oof = out_of_fold_scores(data)
+    model = fit([g for g, _ in oof], ("tree_score",), NONE_FEATURES, l2=l2)
+    model.candidate_features = CANDIDATE_FEATURES
+    dev_oof = [g for g, part in oof if part]
+    model.temperature = fit_temperature(model, dev_oof) if dev_oof else 1.0
+    predictions = [(g, *model.probabilities_from_scores(g.x, g.g)) for g in dev_oof]
+    curve = evaluation.risk_coverage(predictions)
     model.thresholds = choose_thresholds(curve, max_wrong_share=0.015) if curve else {}
+    model.trees = fit_trees([g for _, g, _ in data.groups])
     model.meta.update(
         {
             "seed": SEED,
-            "base_groups": len(data.base),
-            "dev_groups": len(data.dev),
+            "groups": len(data.groups),
+            "dev_groups": len(dev_oof),
             "dev_missed": data.dev_missed,
-            "reliability": evaluation.reliability(calibrated),
+            "reliability": evaluation.reliability(predictions),
             "risk_coverage": curve,
+            "out_of_fold": {
+                part: evaluation.ranking_summary(
+                    [(g, *model.probabilities_from_scores(g.x, g.g)) for g, p in oof if p == part]
+                )
+                for part in ("real", "multiturn")
+            },
         }
     )
     model.save(out)
     return model
-
-
-def _rescale(p: np.ndarray, p_none: float, temperature: float) -> tuple[np.ndarray, float]:
-    """Probabilities at another temperature (from probabilities at temperature 1)."""
-    logs = np.log(np.maximum(np.append(p, p_none), 1e-300)) / temperature
-    e = np.exp(logs - logs.max())
-    e /= e.sum()
-    return e[:-1], float(e[-1])

@@ -1,0 +1,146 @@
+"""The real questions and the conversations through a running bot (Rasa's REST channel).
+
+- Real questions: each sent as a new conversation. Counted: the right procedure named in the
+  first reply (an answer's "Mã TTHC", or a candidate offered), the first code named being right,
+  and a direct answer about a wrong procedure (in scope or not).
+- Conversations: turn by turn in one conversation. A turn is right when the reply answers an
+  acceptable procedure; when the bot asks which one and offers an acceptable one, the citizen
+  taps it (counted apart). Counted too: answers about the previous procedure after a new one
+  was named.
+
+    python scripts/eval_bot.py --base-url URL [--part dev|test] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from procedures_db.resolver.datasets import Conversation, conversations, real_questions  # noqa: E402
+from procedures_db.settings import get_settings  # noqa: E402
+
+_ANSWER_RE = re.compile(r"Mã TTHC: (\d{1,2}\.\d{6})")
+_OFFER_RE = re.compile(r"\(mã (\d{1,2}\.\d{6})\)")
+_PAYLOAD_RE = re.compile(r'"procedure_code":"(\d{1,2}\.\d{6})"')
+
+
+@dataclass
+class Reply:
+    answered: list[str] = field(default_factory=list)  # codes answered ("Mã TTHC")
+    offered: list[str] = field(default_factory=list)  # codes offered (list or buttons)
+    payloads: dict[str, str] = field(default_factory=dict)
+    latency_s: float = 0.0
+
+    @property
+    def named(self) -> list[str]:
+        return list(dict.fromkeys(self.answered + self.offered))
+
+
+def send(base_url: str, sender: str, text: str, timeout_s: float = 30.0) -> Reply:
+    body = json.dumps({"sender": sender, "message": text}).encode()
+    request = urllib.request.Request(
+        f"{base_url.rstrip('/')}/webhooks/rest/webhook",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        messages = json.loads(response.read().decode("utf-8"))
+    reply = Reply(latency_s=time.perf_counter() - started)
+    for message in messages:
+        text_out = message.get("text") or ""
+        reply.answered += _ANSWER_RE.findall(text_out)
+        reply.offered += _OFFER_RE.findall(text_out)
+        for button in message.get("buttons") or []:
+            for code in _PAYLOAD_RE.findall(button.get("payload") or ""):
+                reply.offered.append(code)
+                reply.payloads[code] = button["payload"]
+    return reply
+
+
+def questions_report(base_url: str, rows: list[Conversation]) -> dict:
+    named = first_right = wrong_direct = in_scope = 0
+    for row in rows:
+        turn = row.turns[0]
+        reply = send(base_url, f"eval-{uuid.uuid4().hex}", turn.text)
+        if reply.answered and reply.answered[0] not in turn.codes:
+            wrong_direct += 1
+        if not turn.codes:
+            continue
+        in_scope += 1
+        named += bool(set(reply.named) & turn.codes)
+        first_right += bool(reply.named) and reply.named[0] in turn.codes
+    n = max(in_scope, 1)
+    return {
+        "questions": len(rows),
+        "in_scope": in_scope,
+        "named_in_first_reply": round(named / n, 4),
+        "first_code_right": round(first_right / n, 4),
+        "wrong_direct_share_of_all": round(wrong_direct / max(len(rows), 1), 4),
+    }
+
+
+def conversations_report(base_url: str, rows: list[Conversation]) -> dict:
+    turns = direct = after_pick = stale = 0
+    for row in rows:
+        sender = f"eval-{uuid.uuid4().hex}"
+        previous: str | None = None
+        for turn in row.turns:
+            turns += 1
+            reply = send(base_url, sender, turn.text)
+            answered = reply.answered[0] if reply.answered else None
+            if answered in turn.codes:
+                direct += 1
+                previous = answered
+                continue
+            if turn.switch and previous and answered == previous:
+                stale += 1
+            offered = [c for c in reply.offered if c in turn.codes]
+            if not answered and offered:  # the citizen taps the right one
+                picked = send(base_url, sender, reply.payloads.get(offered[0], offered[0]))
+                if picked.answered[:1] == [offered[0]]:
+                    after_pick += 1
+                    previous = offered[0]
+                    continue
+            previous = answered or previous
+    n = max(turns, 1)
+    return {
+        "conversations": len(rows),
+        "turns": turns,
+        "turns_answered_right": round(direct / n, 4),
+        "turns_right_with_a_pick": round((direct + after_pick) / n, 4),
+        "answers_about_previous_after_switch": stale,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base-url", default=get_settings().rasa_url)
+    parser.add_argument("--part", choices=("dev", "test"), default="dev")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    report = {
+        "part": args.part,
+        "real_questions": questions_report(args.base_url, real_questions(args.part)),
+        "conversations": conversations_report(args.base_url, conversations(args.part)),
+    }
+    text = json.dumps(report, ensure_ascii=False, indent=1)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
