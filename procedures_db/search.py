@@ -569,28 +569,25 @@ class _Index:
         have the word or pair with the accents the citizen typed."""
         return ids[~np.isin(ids, self.accent_postings.get(term.accents, _NO_IDS))]
 
-    def all_scores(self, query: str) -> np.ndarray:
-        """Per procedure, the name score of `query` (codes aside): one feature of the resolver."""
+    def read(self, query: str) -> tuple[np.ndarray, list[str]]:
+        """For the resolver, in one analysis: per procedure the name score of `query` (codes
+        aside), and the analysed words (synonyms, shorthand, typos resolved) with the word pairs
+        that the record index is searched with."""
         terms = self.analyze(query)
         if not terms:
-            return np.zeros(len(self.rows))
+            return np.zeros(len(self.rows)), []
         query_tokens = {word for t in terms for a in t.alternatives for word in a.split()}
         query_text = f" {' '.join(t.text for t in terms if t.is_word)} "
-        return self.score(terms, query_tokens, query_text)
-
-    def query_tokens(self, query: str) -> list[str]:
-        """The analysed words of a query (synonyms, shorthand, typos resolved), in order, with
-        the word pairs: what the record index is searched with."""
         words: list[str] = []
         pairs: list[str] = []
-        for term in self.analyze(query):
+        for term in terms:
             if term.is_word:
                 words.append(term.text)
             elif "|" in term.text:
                 words.extend(w for alt in term.alternatives for w in alt.split())
             else:
                 pairs.append(term.text)
-        return words + pairs
+        return self.score(terms, query_tokens, query_text), words + pairs
 
     def hit(self, i: int, score: float) -> SearchHit:
         row = self.rows[i]

@@ -130,8 +130,8 @@ class QueryView:
 
 def view(names: _Index, records: RecordIndex, message: str, context: Context) -> QueryView:
     focus = focus_text(message)
-    full_terms = names.query_tokens(message)
-    focus_terms = names.query_tokens(focus) if focus != message else full_terms
+    name_full, full_terms = names.read(message)
+    name_focus, focus_terms = names.read(focus) if focus != message else (name_full, full_terms)
     full_words = [t for t in full_terms if " " not in t]
     focus_words = [t for t in focus_terms if " " not in t]
     span = context.span or ""
@@ -140,9 +140,9 @@ def view(names: _Index, records: RecordIndex, message: str, context: Context) ->
     current = records.by_code.get(context.current) if context.current else None
     offered = [records.by_code[c] for c in context.offered if c in records.by_code]
     v = QueryView(
-        name_full=names.all_scores(message),
-        name_focus=names.all_scores(focus) if focus != message else None,
-        name_span=names.all_scores(span) if span else zeros,
+        name_full=name_full,
+        name_focus=name_focus,
+        name_span=names.read(span)[0] if span else zeros,
         record_full=records.whole.scores(full_terms),
         record_focus=records.whole.scores(focus_terms),
         names_bm25=records.names.scores(with_pairs(full_words)),
@@ -154,8 +154,6 @@ def view(names: _Index, records: RecordIndex, message: str, context: Context) ->
         current=current,
         offered=offered,
     )
-    if v.name_focus is None:
-        v.name_focus = v.name_full
     lists = [v.name_full, v.name_focus, v.name_span, v.record_full, v.record_focus]
     ids = {int(i) for scores in lists for i in _top(scores, TOP_PER_LIST)}
     ids.update(codes)

@@ -75,7 +75,8 @@ class RankingModel:
     def tree_scores(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
         if not len(x):
             return np.zeros((0, 1))
-        return self.trees.predict(tree_rows(x, g)).reshape(-1, 1)
+        # One thread: a few dozen rows; OpenMP's start-up would cost more than the trees.
+        return self.trees.predict(tree_rows(x, g), num_threads=1).reshape(-1, 1)
 
     def logits_from_scores(self, s: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
         z = ((s - self.mean) / self.scale) @ self.w if len(s) else np.zeros(0)
