@@ -47,6 +47,9 @@ class Settings:
     sender_messages_per_minute: int = 30
     # Conversations idle for longer than this are deleted by scripts/retention.py.
     tracker_retention_days: int = 180
+    # A province's own vocabulary: YAML files named like procedures_db/vocabulary/'s, merged over
+    # them (procedures_db.vocabulary). None: the shipped vocabulary only.
+    vocabulary_extra_dir: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -55,6 +58,7 @@ class Settings:
 
 def load_settings() -> Settings:
     overlay = os.environ.get("PROCEDURES_OVERLAY_CSV")
+    vocabulary_extra = os.environ.get("VOCABULARY_EXTRA_DIR")
     return Settings(
         database_url=os.environ.get(
             "PROCEDURES_DB_URL", f"sqlite:///{VAR_DIR / 'procedures.sqlite3'}"
@@ -78,6 +82,7 @@ def load_settings() -> Settings:
         lock_store_url=os.environ.get("LOCK_STORE_URL") or None,
         sender_messages_per_minute=int(os.environ.get("SENDER_MESSAGES_PER_MINUTE", "30")),
         tracker_retention_days=int(os.environ.get("TRACKER_RETENTION_DAYS", "180")),
+        vocabulary_extra_dir=Path(vocabulary_extra) if vocabulary_extra else None,
     )
 
 
