@@ -201,11 +201,11 @@ def _read_file(path: Path, *, required: bool) -> dict[str, Any]:
     unknown = sorted(set(data) - set(readers))
     if unknown:
         raise _problem(path, unknown[0], f"unknown section (expected {', '.join(readers)})")
-    if required:
-        missing = [section for section in readers if section not in data]
-        if missing:
-            raise _problem(path, missing[0], "missing section")
-    return {section: readers[section](path, section, value) for section, value in data.items()}
+    sections = {section: readers[section](path, section, value) for section, value in data.items()}
+    missing = [section for section in readers if section not in data]
+    if required and missing:
+        raise _problem(path, missing[0], "missing section")
+    return sections
 
 
 def _merge(shipped: Any, extra: Any) -> Any:
