@@ -204,7 +204,7 @@ def test_bad_shipped_file_names_file_entry_and_problem(
 def test_missing_section_and_bad_extra_file(tmp_path: Path) -> None:
     folder = _copy_shipped(tmp_path)
     (folder / "abbreviations.yml").write_text('chat:\n  "ko": "không"\n', encoding="utf-8")
-    with pytest.raises(VocabularyError, match="abbreviations.yml: final_particles: missing"):
+    with pytest.raises(VocabularyError, match=r"abbreviations\.yml: final_particles: missing"):
         read_vocabulary(folder)
 
     extra = tmp_path / "province"
