@@ -51,6 +51,8 @@ FACT_CUES: dict[Fact, tuple[str, ...]] = {
 # "nộp online mất bao lâu" asks the time of the online method, not the online level: an
 # online word asks for the level only in a yes/no question or with the level's own words.
 _ONLINE_LEVEL_WORDS = tuple(_folded(word) for word in _VOCABULARY.online_level_words)
+_FOLLOW_UP_OPENINGS = [tokens(p) for p in _VOCABULARY.follow_up_openings if tokens(p)]
+_FOLLOW_UP_ENDINGS = [tokens(p) for p in _VOCABULARY.follow_up_endings if tokens(p)]
 _ORDINALS = {_folded(word): index for word, index in _VOCABULARY.ordinals.items()}
 _CHOICE_FILLERS = frozenset(w for phrase in _VOCABULARY.choice_fillers for w in tokens(phrase))
 
@@ -90,10 +92,8 @@ def facts_asked(intent: str | None, text: str) -> list[Fact]:
 def asks_same_again(text: str) -> bool:
     """ "còn X thì sao?", "thế còn X?": the previous question, about something else."""
     words = folded_words(text)
-    return (
-        words[:1] == ["con"]
-        or words[:2] in (["the", "con"], ["vay", "con"])
-        or (words[-2:] == ["thi", "sao"])
+    return any(words[: len(start)] == start for start in _FOLLOW_UP_OPENINGS) or any(
+        words[-len(end) :] == end for end in _FOLLOW_UP_ENDINGS
     )
 
 

@@ -78,7 +78,6 @@ _ACCENT_CREDIT = 0.5  # a name word with other accents than the citizen typed (t
 _NO_IDS = np.array([], dtype=np.int64)
 _WORD_RE = re.compile(r"[^\W_]+(?:\.\d+)*", re.UNICODE)
 _FOLDED_OK_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)*")
-_LEADING_NOISE = ("thu", "tuc")  # "Thủ tục đăng ký khai sinh": the prefix names nothing
 
 
 @dataclass(frozen=True)
@@ -200,6 +199,8 @@ _ACTIONS = {
     canonical(action): set(_folded_words(action)) - _GENERIC_ACTION_WORDS
     for action in _VOCABULARY.actions
 }
+# "Thủ tục đăng ký khai sinh": a name's leading "Thủ tục" names nothing.
+_NAME_PREFIXES = [tuple(_folded_words(prefix)) for prefix in _VOCABULARY.name_prefixes]
 # Folded name marker -> the folded query phrases that show the citizen means it.
 _NARROW_VARIANTS = {
     " ".join(_folded_words(marker)): tuple(" ".join(_folded_words(p)) for p in phrases)
@@ -234,8 +235,9 @@ def _rewrite(words: list[_Word], table: _PhraseTable) -> list[_Word]:
 
 def _name_tokens(words: list[_Word]) -> list[str]:
     tokens = [w.folded for w in _rewrite(words, _CONCEPTS)]
-    if tuple(tokens[:2]) == _LEADING_NOISE:
-        tokens = tokens[2:]
+    for prefix in _NAME_PREFIXES:
+        if tuple(tokens[: len(prefix)]) == prefix:
+            return tokens[len(prefix) :]
     return tokens
 
 

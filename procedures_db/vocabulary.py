@@ -39,6 +39,7 @@ class VocabularyError(ValueError):
 @dataclass(frozen=True)
 class Vocabulary:
     concepts: Mapping[str, str]
+    name_prefixes: tuple[str, ...]  # a procedure name's leading words that name nothing
     citizen_terms: Mapping[str, str]
     default_action_terms: Mapping[str, str]
     residence_terms: Mapping[str, str]
@@ -50,6 +51,8 @@ class Vocabulary:
     kept_by_search: frozenset[str]
     accented_only: frozenset[str]
     online_level_words: tuple[str, ...]
+    follow_up_openings: tuple[str, ...]  # "còn X?", "thế còn X?": the last question, about X
+    follow_up_endings: tuple[str, ...]  # "X thì sao?"
     stop_words: frozenset[str]
     ambiguous_folded: frozenset[str]
     soft_words: frozenset[str]
@@ -157,7 +160,7 @@ Reader = Callable[[Path, str, Any], Any]
 
 # file -> section -> reader. Every section is required in the shipped files.
 SCHEMA: dict[str, dict[str, Reader]] = {
-    "concepts.yml": {"concepts": _text_map},
+    "concepts.yml": {"concepts": _text_map, "name_prefixes": _text_list},
     "citizen_terms.yml": {
         "citizen_terms": _text_map,
         "default_action_terms": _text_map,
@@ -170,6 +173,8 @@ SCHEMA: dict[str, dict[str, Reader]] = {
         "kept_by_search": _text_list,
         "accented_only": _text_list,
         "online_level_words": _text_list,
+        "follow_up_openings": _text_list,
+        "follow_up_endings": _text_list,
     },
     "stop_words.yml": {
         "stop_words": _text_list,
@@ -246,6 +251,7 @@ def read_vocabulary(folder: Path = VOCABULARY_DIR, extra_dir: Path | None = None
     code_re, labelled = _compile_codes(folder / "codes.yml", codes["pattern"], codes["label"])
     return Vocabulary(
         concepts=MappingProxyType(data["concepts.yml"]["concepts"]),
+        name_prefixes=tuple(data["concepts.yml"]["name_prefixes"]),
         citizen_terms=MappingProxyType(data["citizen_terms.yml"]["citizen_terms"]),
         default_action_terms=MappingProxyType(data["citizen_terms.yml"]["default_action_terms"]),
         residence_terms=MappingProxyType(data["citizen_terms.yml"]["residence_terms"]),
@@ -258,6 +264,8 @@ def read_vocabulary(folder: Path = VOCABULARY_DIR, extra_dir: Path | None = None
         kept_by_search=frozenset(questions["kept_by_search"]),
         accented_only=frozenset(questions["accented_only"]),
         online_level_words=tuple(questions["online_level_words"]),
+        follow_up_openings=tuple(questions["follow_up_openings"]),
+        follow_up_endings=tuple(questions["follow_up_endings"]),
         stop_words=frozenset(data["stop_words.yml"]["stop_words"]),
         ambiguous_folded=frozenset(data["stop_words.yml"]["ambiguous_folded"]),
         soft_words=frozenset(data["stop_words.yml"]["soft_words"]),
