@@ -10,6 +10,7 @@ import enum
 import re
 
 from procedures_db.text import canonical, fold_accents, normalize_message, tokens
+from procedures_db.vocabulary import load_vocabulary
 
 
 class Fact(str, enum.Enum):
@@ -35,177 +36,25 @@ INTENT_FACTS: dict[str, Fact] = {
 }
 
 
-def _words(text: str) -> list[str]:
-    return text.split()
+def _folded(phrase: str) -> str:
+    return " ".join(tokens(phrase))
 
 
+# The question phrases, cues and choice words: procedures_db/vocabulary/question_phrases.yml and
+# choices.yml (the same question-phrase list search drops).
+_VOCABULARY = load_vocabulary()
 # Accent-folded cue phrases that reveal a further question in the same message.
 FACT_CUES: dict[Fact, tuple[str, ...]] = {
-    Fact.PLACE: ("o dau", "noi nop", "nop tai", "co quan nao", "cho nao", "lam tai", "dia chi"),
-    Fact.TIME: ("bao lau", "may ngay", "bao nhieu ngay", "thoi gian", "thoi han", "lau khong"),
-    Fact.FEE: (
-        "bao nhieu tien",
-        "le phi",
-        "phi",
-        "chi phi",
-        "ton bao nhieu",
-        "het bao nhieu",
-        "mat bao nhieu tien",
-        "bao nhieu phi",
-    ),
-    Fact.DOCUMENTS: (
-        "giay to",
-        "ho so gom",
-        "ho so can",
-        "ho so gi",
-        "thanh phan ho so",
-        "can mang",
-        "can chuan bi",
-        "ho so nhu the nao",
-    ),
-    Fact.STEPS: (
-        "cac buoc",
-        "quy trinh",
-        "trinh tu",
-        "lam the nao",
-        "lam nhu the nao",
-        "thu tuc ra sao",
-        "lam sao",
-    ),
-    Fact.REQUIREMENTS: ("dieu kien", "yeu cau"),
-    Fact.ONLINE: (
-        "online",
-        "truc tuyen",
-        "qua mang",
-        "tren mang",
-        "dich vu cong",
-        "muc do",
-        "toan trinh",
-    ),
+    Fact(fact): tuple(_folded(phrase) for phrase in phrases)
+    for fact, phrases in _VOCABULARY.fact_cues().items()
 }
 # "nộp online mất bao lâu" asks the time of the online method, not the online level: an
 # online word asks for the level only in a yes/no question or with the level's own words.
-_ONLINE_LEVEL_WORDS = ("muc do", "toan trinh", "mot phan", "khong")
-
-# Words and phrases that only shape a question; what is left names (or fails to name) a
-# procedure. Written with accents; an unaccented message is compared accent-folded, except for
-# the words whose folded form is also a content word ("can" may be "căn", "co" may be "cơ").
-QUESTION_PHRASES = (
-    "thủ tục hành chính",
-    "thủ tục",
-    "cho em hỏi",
-    "cho mình hỏi",
-    "cho tôi hỏi",
-    "xin hỏi",
-    "hỏi",
-    "cho",
-    "em",
-    "anh",
-    "chị",
-    "mình",
-    "tôi",
-    "bạn",
-    "ad",
-    "admin",
-    "ơi",
-    "ạ",
-    "à",
-    "nhé",
-    "nha",
-    "nhỉ",
-    "vậy",
-    "thế",
-    "thì sao",
-    "ra sao",
-    "thế nào",
-    "như thế nào",
-    "làm sao",
-    "làm thế nào",
-    "mất bao lâu",
-    "bao lâu",
-    "mất mấy ngày",
-    "mấy ngày",
-    "bao nhiêu ngày",
-    "thời gian",
-    "giải quyết",
-    "mất bao nhiêu tiền",
-    "hết bao nhiêu tiền",
-    "tốn bao nhiêu tiền",
-    "bao nhiêu tiền",
-    "mất bao nhiêu",
-    "hết bao nhiêu",
-    "bao nhiêu",
-    "mất phí",
-    "mất tiền",
-    "lệ phí",
-    "chi phí",
-    "phí",
-    "ở đâu",
-    "chỗ nào",
-    "nơi nào",
-    "cơ quan nào",
-    "nộp hồ sơ",
-    "nộp",
-    "hồ sơ",
-    "giấy tờ",
-    "gồm",
-    "những gì",
-    "cần gì",
-    "cần những gì",
-    "mang theo",
-    "chuẩn bị",
-    "các bước",
-    "quy trình",
-    "trình tự",
-    "điều kiện",
-    "yêu cầu",
-    "online",
-    "trực tuyến",
-    "qua mạng",
-    "mức độ",
-    "mấy",
-    "được không",
-    "được",
-    "không",
-    "gì",
-    "nào",
-    "còn",
-    "nữa",
-    "muốn",
-    "xin",
-    "với",
-    "thông tin",
-    "hướng dẫn",
-    "giúp",
-    "luôn",
-    "khi nào",
-    "bao giờ",
-)
-# Question words whose accent-folded form is also a content word: dropped only when accented.
-ACCENTED_ONLY = frozenset(("cần", "có", "thì", "để", "đi", "làm", "là", "và", "của", "việc"))
-
-CODE_RE = re.compile(r"\b\d{1,2}\.\d{6}\b")
-
-_ORDINALS = {
-    "1": 1,
-    "2": 2,
-    "3": 3,
-    "4": 4,
-    "5": 5,
-    "mot": 1,
-    "nhat": 1,
-    "hai": 2,
-    "ba": 3,
-    "bon": 4,
-    "tu": 4,
-    "nam": 5,
-}
-_CHOICE_FILLERS = frozenset(
-    _words(
-        "toi minh em chon lay cai thu tuc so muc phuong an nhe a ah la di the nay hoi ve y dong o"
-        " vay cho xem"
-    )
-)
+_ONLINE_LEVEL_WORDS = tuple(_folded(word) for word in _VOCABULARY.online_level_words)
+_FOLLOW_UP_OPENINGS = [tokens(p) for p in _VOCABULARY.follow_up_openings if tokens(p)]
+_FOLLOW_UP_ENDINGS = [tokens(p) for p in _VOCABULARY.follow_up_endings if tokens(p)]
+_ORDINALS = {_folded(word): index for word, index in _VOCABULARY.ordinals.items()}
+_CHOICE_FILLERS = frozenset(w for phrase in _VOCABULARY.choice_fillers for w in tokens(phrase))
 
 
 def folded_words(text: str) -> list[str]:
@@ -243,10 +92,8 @@ def facts_asked(intent: str | None, text: str) -> list[Fact]:
 def asks_same_again(text: str) -> bool:
     """ "còn X thì sao?", "thế còn X?": the previous question, about something else."""
     words = folded_words(text)
-    return (
-        words[:1] == ["con"]
-        or words[:2] in (["the", "con"], ["vay", "con"])
-        or (words[-2:] == ["thi", "sao"])
+    return any(words[: len(start)] == start for start in _FOLLOW_UP_OPENINGS) or any(
+        words[-len(end) :] == end for end in _FOLLOW_UP_ENDINGS
     )
 
 
@@ -259,7 +106,11 @@ _WORD_RE = re.compile(r"[^\W_]+(?:\.\d+)*", re.UNICODE)
 
 
 def _phrase_table(accented: bool) -> dict[tuple[str, ...], int]:
-    phrases = [*QUESTION_PHRASES, *ACCENTED_ONLY] if accented else QUESTION_PHRASES
+    """Question phrases and fillers, matched with accents when the message has them, else
+    accent-folded (then without the words whose folded form is also a content word)."""
+    phrases = list(_VOCABULARY.question_phrases)
+    if accented:
+        phrases += _VOCABULARY.accented_only
     table = {}
     for phrase in phrases:
         words = canonical(phrase).split() if accented else tokens(phrase)
@@ -294,7 +145,7 @@ def procedure_words(text: str) -> list[str]:
 
 
 def codes_in(text: str) -> list[str]:
-    return CODE_RE.findall(text or "")
+    return _VOCABULARY.codes_in(text)
 
 
 def parse_choice(text: str, count: int) -> int | None:

@@ -10,7 +10,8 @@ scoring (measured against alternatives in BENCHMARKS.md, "Search"):
 2. The query is normalised like every other text (`procedures_db.text`: NFC/NFD, old/new tone
    placement, case, accents folded), chat shorthand is expanded, typos are corrected against the
    words of the procedure names (rapidfuzz), question words and chat fluff are dropped, and
-   citizen words are rewritten into the words the names use (`procedures_db.synonyms`).
+   citizen words are rewritten into the words the names use (the vocabulary files,
+   `procedures_db.vocabulary`).
 3. Every procedure is scored by weighted coverage: the IDF weight of the query's words and word
    pairs found in its name (found only in its field: a quarter) over the weight of all query
    words and pairs, times 0.8 + 0.2 x the share of the name the query covers (so the general
@@ -52,15 +53,15 @@ from rapidfuzz.distance import Levenshtein
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from procedures_db import synonyms
-from procedures_db.text import CHAT_ABBREVIATIONS, canonical, fold_accents, nfc
+from procedures_db.text import canonical, fold_accents, nfc
+from procedures_db.vocabulary import load_vocabulary
 
 VERSION_CHECK_INTERVAL_S = 1.0
 
 _FIELD_FACTOR = 0.25  # a query word found only in the procedure's field
 _BIGRAM_FACTOR = 0.5  # a word pair counts half its own IDF
 _TYPO_CONFIDENCE = 0.8  # a word we had to correct counts 0.8 of its weight when it matches
-_SOFT_FACTOR = 0.4  # synonyms.SOFT_WORDS
+_SOFT_FACTOR = 0.4  # stop_words.yml soft_words
 _MAX_PAIR_CORRECTIONS = 3
 _MAX_TYPO_LENGTH = 20
 _MAX_QUERY_WORDS = 64  # a chat message names its procedure well within this
@@ -72,14 +73,8 @@ _UNKNOWN_WORD_SHARE = 0.5  # of the rarest word's IDF, for a query word no name 
 _ACCENT_CREDIT = 0.5  # a name word with other accents than the citizen typed (thuê for thuế)
 
 _NO_IDS = np.array([], dtype=np.int64)
-_CODE_RE = re.compile(r"(?<![\d.])\d{1,2}\.\d{6}(?![\d.])")
-# A code with its label ("mã 1.001193", "ma so: 1.001193"): the label names no procedure.
-_LABELLED_CODE_RE = re.compile(
-    r"(?:\b(?:mã|ma)(?:\s+(?:số|so))?(?:\s+(?:thủ|thu)\s+(?:tục|tuc))?\s*:?\s*)?" + _CODE_RE.pattern
-)
 _WORD_RE = re.compile(r"[^\W_]+(?:\.\d+)*", re.UNICODE)
 _FOLDED_OK_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)*")
-_LEADING_NOISE = ("thu", "tuc")  # "Thủ tục đăng ký khai sinh": the prefix names nothing
 
 
 @dataclass(frozen=True)
@@ -176,21 +171,37 @@ def _phrase_table(table: dict[str, str]) -> _PhraseTable:
     )
 
 
-_CONCEPTS = _phrase_table(synonyms.CONCEPTS)
-_CITIZEN = _phrase_table(synonyms.CITIZEN_TERMS)
-_QUESTIONS = _phrase_table(dict.fromkeys(synonyms.QUESTION_PHRASES, ""))
+_VOCABULARY = load_vocabulary()
+# A code in the query ranks its procedure first; with its label ("mã 1.001193") it names no words.
+_CODE_RE = _VOCABULARY.code_re
+_LABELLED_CODE_RE = _VOCABULARY.labelled_code_re
+_CONCEPTS = _phrase_table(_VOCABULARY.concepts)
+_CITIZEN = _phrase_table(_VOCABULARY.citizen_terms)
+_QUESTIONS = _phrase_table(dict.fromkeys(_VOCABULARY.search_question_phrases(), ""))
 _CHAT = {
-    key: [_fold(w) for w in _WORD_RE.findall(value)] for key, value in CHAT_ABBREVIATIONS.items()
+    key: [_fold(w) for w in _WORD_RE.findall(value)]
+    for key, value in _VOCABULARY.chat_abbreviations.items()
 }
-_DEFAULT_ACTION = _phrase_table(synonyms.DEFAULT_ACTION_TERMS)
-_RESIDENCE = _phrase_table(synonyms.RESIDENCE_TERMS)
-_GOODS_FOLDED = {_fold(w) for w in synonyms.GOODS_WORDS}
-_STOP_FOLDED_SAFE = {_fold(w) for w in synonyms.STOP_WORDS} - synonyms.AMBIGUOUS_FOLDED
-_SOFT_FOLDED = {_fold(w) for w in synonyms.SOFT_WORDS}
-_GENERIC_ACTION_WORDS = {"cap", "dang", "ky"}
+_DEFAULT_ACTION = _phrase_table(_VOCABULARY.default_action_terms)
+_RESIDENCE = _phrase_table(_VOCABULARY.residence_terms)
+_GOODS_FOLDED = {_fold(w) for w in _VOCABULARY.goods_words}
+_STOP_WORDS = _VOCABULARY.stop_words
+_STOP_FOLDED_SAFE = {_fold(w) for w in _STOP_WORDS} - _VOCABULARY.ambiguous_folded
+_SOFT_WORDS = _VOCABULARY.soft_words
+_SOFT_FOLDED = {_fold(w) for w in _SOFT_WORDS}
+_GENERIC_ACTION_WORDS = {
+    word for phrase in _VOCABULARY.generic_action_words for word in _folded_words(phrase)
+}
 _ACTIONS = {
     canonical(action): set(_folded_words(action)) - _GENERIC_ACTION_WORDS
-    for action in synonyms.ACTIONS
+    for action in _VOCABULARY.actions
+}
+# "Thủ tục đăng ký khai sinh": a name's leading "Thủ tục" names nothing.
+_NAME_PREFIXES = [tuple(_folded_words(prefix)) for prefix in _VOCABULARY.name_prefixes]
+# Folded name marker -> the folded query phrases that show the citizen means it.
+_NARROW_VARIANTS = {
+    " ".join(_folded_words(marker)): tuple(" ".join(_folded_words(p)) for p in phrases)
+    for marker, phrases in _VOCABULARY.narrow_variants.items()
 }
 
 
@@ -221,8 +232,9 @@ def _rewrite(words: list[_Word], table: _PhraseTable) -> list[_Word]:
 
 def _name_tokens(words: list[_Word]) -> list[str]:
     tokens = [w.folded for w in _rewrite(words, _CONCEPTS)]
-    if tuple(tokens[:2]) == _LEADING_NOISE:
-        tokens = tokens[2:]
+    for prefix in _NAME_PREFIXES:
+        if tuple(tokens[: len(prefix)]) == prefix:
+            return tokens[len(prefix) :]
     return tokens
 
 
@@ -248,7 +260,7 @@ def _is_stop(word: _Word) -> bool:
     if word.rewritten:
         return False
     if word.accented is not None:
-        return word.accented in synonyms.STOP_WORDS
+        return word.accented in _STOP_WORDS
     return word.folded in _STOP_FOLDED_SAFE
 
 
@@ -307,9 +319,7 @@ def _mentions_action(words: list[_Word]) -> bool:
 
 def _word_factor(word: _Word) -> float:
     soft = (
-        word.accented in synonyms.SOFT_WORDS
-        if word.accented is not None
-        else word.folded in _SOFT_FOLDED
+        word.accented in _SOFT_WORDS if word.accented is not None else word.folded in _SOFT_FOLDED
     )
     return _SOFT_FACTOR if soft else 1.0
 
@@ -360,7 +370,7 @@ class _Index:
                 for row in self.rows
             ]
         )
-        self.narrow = _marker_present(synonyms.NARROW_VARIANTS, folded_names, _NARROW_FACTOR)
+        self.narrow = _marker_present(_NARROW_VARIANTS, folded_names, _NARROW_FACTOR)
         self.actions = _marker_present(_ACTIONS, canonical_names, _ACTION_FACTOR)
         # Typo correction targets: frequent words first, so ties go to the common word.
         self.vocab = sorted(raw_vocab, key=lambda w: -raw_vocab[w])
@@ -369,7 +379,7 @@ class _Index:
             self.vocab_set
             | _CITIZEN.words()
             | _QUESTIONS.words()
-            | {_fold(w) for w in synonyms.STOP_WORDS}
+            | {_fold(w) for w in _STOP_WORDS}
             | set(_CHAT)
         )
         self._masks: dict[tuple, np.ndarray] = {}
@@ -556,7 +566,7 @@ class _Index:
         precision = np.minimum(name_matched / self.name_weight, 1.0)
         scores = matched / total * (0.8 + 0.2 * precision)
         for marker, prior in self.narrow.items():
-            if not any(f" {phrase} " in query_text for phrase in synonyms.NARROW_VARIANTS[marker]):
+            if not any(f" {phrase} " in query_text for phrase in _NARROW_VARIANTS[marker]):
                 scores *= prior
         for action, prior in self.actions.items():
             if not query_tokens & _ACTIONS[action]:

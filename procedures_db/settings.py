@@ -49,6 +49,9 @@ class Settings:
     tracker_retention_days: int = 180
     # The procedure resolver's trained ranking model (`make train` builds it).
     resolver_model: Path = PROJECT_ROOT / "models" / "resolver.json"
+    # A province's own vocabulary: YAML files named like procedures_db/vocabulary/'s, merged over
+    # them (procedures_db.vocabulary). None: the shipped vocabulary only.
+    vocabulary_extra_dir: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -57,6 +60,7 @@ class Settings:
 
 def load_settings() -> Settings:
     overlay = os.environ.get("PROCEDURES_OVERLAY_CSV")
+    vocabulary_extra = os.environ.get("VOCABULARY_EXTRA_DIR")
     return Settings(
         database_url=os.environ.get(
             "PROCEDURES_DB_URL", f"sqlite:///{VAR_DIR / 'procedures.sqlite3'}"
@@ -83,6 +87,7 @@ def load_settings() -> Settings:
         resolver_model=Path(
             os.environ.get("RESOLVER_MODEL", str(PROJECT_ROOT / "models" / "resolver.json"))
         ),
+        vocabulary_extra_dir=Path(vocabulary_extra) if vocabulary_extra else None,
     )
 
 

@@ -9,58 +9,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from procedures_db.vocabulary import load_vocabulary
+
 # Combining tone marks (NFD): grave, acute, hook above, tilde, dot below.
 _TONE_MARKS = {"\u0300", "\u0301", "\u0309", "\u0303", "\u0323"}
 _VOWELS = set("aeiouyăâêôơư")
-
-# Chat abbreviations -> full words. Keys are accent-folded, lower case tokens.
-CHAT_ABBREVIATIONS: dict[str, str] = {
-    "ko": "không",
-    "k": "không",
-    "kh": "không",
-    "hok": "không",
-    "hong": "không",
-    "khong": "không",
-    "kg": "không",
-    "dc": "được",
-    "đc": "được",
-    "duoc": "được",
-    "bn": "bao nhiêu",
-    "bnhieu": "bao nhiêu",
-    "j": "gì",
-    "gi": "gì",
-    "ad": "admin",
-    "ntn": "như thế nào",
-    "nt": "như thế",
-    "vs": "với",
-    "mk": "mình",
-    "mn": "mọi người",
-    "e": "em",
-    "a": "anh",
-    "c": "chị",
-    "r": "rồi",
-    "ng": "người",
-    "dk": "đăng ký",
-    "đk": "đăng ký",
-    "dky": "đăng ký",
-    "tt": "thủ tục",
-    "tthc": "thủ tục hành chính",
-    "hs": "hồ sơ",
-    "sdt": "số điện thoại",
-    "lp": "lệ phí",
-    "z": "vậy",
-    "v": "vậy",
-    "vay": "vậy",
-    "onl": "online",
-    "lm": "làm",
-    "trc": "trước",
-    "cx": "cũng",
-    "ms": "mới",
-    "bik": "biết",
-    "khum": "không",
-    "nhiu": "nhiêu",
-    "mh": "mình",
-}
 
 
 def nfc(text: str) -> str:
@@ -127,11 +80,13 @@ _CHAT_TOKEN_RE = re.compile(r"\d+(?:\.\d+)+|[\wđĐ]+|[^\w\s]", re.UNICODE)
 
 
 def expand_chat_abbreviations(text: str) -> str:
-    """Replace chat shorthand (ko, dc, bn, j, ...) by full words; keep everything else."""
+    """Replace chat shorthand (ko, dc, bn, j, ...: abbreviations.yml) by full words; keep
+    everything else."""
+    abbreviations = load_vocabulary().chat_abbreviations
 
     def replace(match: re.Match[str]) -> str:
         word = match.group(0)
-        return CHAT_ABBREVIATIONS.get(word.lower(), word)
+        return abbreviations.get(word.lower(), word)
 
     return re.sub(r"[\wđĐ]+", replace, text)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,12 +22,13 @@ from sqlalchemy import column, create_engine, inspect, select, table
 from sqlalchemy.engine import Engine, make_url
 
 from procedures_db.privacy import mask_personal_data
+from procedures_db.vocabulary import load_vocabulary
 
 FALLBACK_INTENTS = {"nlu_fallback": "Bot không hiểu", "out_of_scope": "Ngoài phạm vi"}
 ABANDONED = "Bỏ dở khi chọn thủ tục"
 PROCEDURE_SLOT = "procedure_code"
 CANDIDATES_SLOT = "procedure_candidates"  # set by actions/disambiguation.py when it offers a list
-_CODE = re.compile(r"\b\d{1,2}\.\d{6}\b")
+_CODE = load_vocabulary().code_re  # codes.yml
 
 EVENTS = table(
     "events",

@@ -10,15 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from procedures_db.text import CHAT_ABBREVIATIONS, canonical, fold_accents, nfc
+from procedures_db.text import canonical, fold_accents, nfc
+from procedures_db.vocabulary import load_vocabulary
 
 # Procedure codes (1.001193) stay one word; otherwise letters/digits plus combining marks, so a
 # message typed in NFD (decomposed accents) splits at the same places as its NFC form.
 _WORD_RE = re.compile(r"\d+(?:[.,]\d+)+|[\w\u0300-\u036f]+")
 
 # "a" ends many polite messages typed without accents ("cho em hoi a" = "... ạ"): as the last
-# word it is the particle "ạ", not the abbreviation of "anh".
-_FINAL_PARTICLES = {"a", "ah", "ạh"}
+# word it is the particle "ạ", not the abbreviation of "anh" (abbreviations.yml final_particles).
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,10 @@ def normalize_word(word: str, *, last: bool = False) -> tuple[str, str]:
     """(surface, lemma) of one word: "Đc" -> ("dc", "duoc"), "ko" -> ("ko", "khong")."""
     canon = canonical(word)
     surface = fold_accents(canon)
-    if last and canon in _FINAL_PARTICLES:
+    vocabulary = load_vocabulary()
+    if last and canon in vocabulary.final_particles:
         return surface, "a"
-    return surface, fold_accents(CHAT_ABBREVIATIONS.get(canon, canon))
+    return surface, fold_accents(vocabulary.chat_abbreviations.get(canon, canon))
 
 
 def split_words(text: str) -> list[Word]:

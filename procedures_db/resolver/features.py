@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
-from procedures_db import synonyms
 from procedures_db.resolver.records import RecordIndex, with_pairs
-from procedures_db.search import _CODE_RE, _Index
+from procedures_db.search import _Index
 from procedures_db.text import tokens
+from procedures_db.vocabulary import load_vocabulary
 
 TOP_PER_LIST = 12
-QUESTION_WORDS = tuple(" ".join(tokens(phrase)) for phrase in synonyms.QUESTION_PHRASES)
 _SENTENCE_RE = re.compile(r"(?<=[?!.;:…])\s+|\n+|(?<=[?!])(?=\S)")
 
 CANDIDATE_FEATURES = (
@@ -88,10 +88,17 @@ def focus_text(message: str) -> str:
 
 
 def _asks(sentence: str) -> bool:
+    """A sentence with a question mark or a phrase that asks for a fact."""
     if "?" in sentence:
         return True
     folded = f" {' '.join(tokens(sentence))} "
-    return any(f" {phrase} " in folded for phrase in QUESTION_WORDS)
+    return any(f" {phrase} " in folded for phrase in _asking_phrases())
+
+
+@lru_cache(maxsize=1)
+def _asking_phrases() -> tuple[str, ...]:
+    phrases = load_vocabulary().question_phrases
+    return tuple(" ".join(tokens(p)) for p, fact in phrases.items() if fact)
 
 
 def _inverse_rank(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -136,7 +143,8 @@ def view(names: _Index, records: RecordIndex, message: str, context: Context) ->
     focus_words = [t for t in focus_terms if " " not in t]
     span = context.span or ""
     zeros = np.zeros(len(records.records))
-    codes = [records.by_code[c] for c in _CODE_RE.findall(message) if c in records.by_code]
+    typed = load_vocabulary().codes_in(message)
+    codes = [records.by_code[c] for c in typed if c in records.by_code]
     current = records.by_code.get(context.current) if context.current else None
     offered = [records.by_code[c] for c in context.offered if c in records.by_code]
     v = QueryView(
