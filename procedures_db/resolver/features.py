@@ -50,6 +50,8 @@ CANDIDATE_FEATURES = (
     "gap_name_full",
     "gap_name_focus",
     "record_full_log",
+    "name_life_event",
+    "rank_name_life_event",
     "query_coverage",
     "query_coverage_focus",
     "current_unexplained",
@@ -115,11 +117,31 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     return positive[np.argpartition(-scores[positive], k)[:k]]
 
 
+@lru_cache(maxsize=1)
+def _life_events() -> tuple[tuple[str, str], ...]:
+    """(folded phrase, procedure words), longest phrase first (vocabulary/life_events.yml)."""
+    pairs = [
+        (" ".join(tokens(alternative)), words)
+        for phrase, words in load_vocabulary().life_events.items()
+        for alternative in phrase.split("|")
+    ]
+    return tuple(sorted(pairs, key=lambda pair: -len(pair[0])))
+
+
+def life_event_text(message: str) -> str:
+    """The procedure words implied by the situations the message tells ("mới sinh" ->
+    "đăng ký khai sinh"), or ""."""
+    text = f" {' '.join(tokens(message))} "
+    found = [words for phrase, words in _life_events() if f" {phrase} " in text]
+    return " . ".join(dict.fromkeys(found))
+
+
 @dataclass
 class QueryView:
     """The message scored every way, over all procedures."""
 
     name_full: np.ndarray
+    name_life: np.ndarray
     name_focus: np.ndarray
     name_span: np.ndarray
     record_full: np.ndarray
@@ -143,12 +165,14 @@ def view(names: _Index, records: RecordIndex, message: str, context: Context) ->
     focus_words = [t for t in focus_terms if " " not in t]
     span = context.span or ""
     zeros = np.zeros(len(records.records))
+    life = life_event_text(message)
     typed = load_vocabulary().codes_in(message)
     codes = [records.by_code[c] for c in typed if c in records.by_code]
     current = records.by_code.get(context.current) if context.current else None
     offered = [records.by_code[c] for c in context.offered if c in records.by_code]
     v = QueryView(
         name_full=name_full,
+        name_life=names.read(life)[0] if life else zeros,
         name_focus=name_focus,
         name_span=names.read(span)[0] if span else zeros,
         record_full=records.whole.scores(full_terms),
@@ -162,7 +186,7 @@ def view(names: _Index, records: RecordIndex, message: str, context: Context) ->
         current=current,
         offered=offered,
     )
-    lists = [v.name_full, v.name_focus, v.name_span, v.record_full, v.record_focus]
+    lists = [v.name_full, v.name_focus, v.name_span, v.name_life, v.record_full, v.record_focus]
     ids = {int(i) for scores in lists for i in _top(scores, TOP_PER_LIST)}
     ids.update(codes)
     ids.update(offered)
@@ -221,6 +245,8 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
         v.name_full[ids] - v.name_full[ids].max(),
         v.name_focus[ids] - v.name_focus[ids].max(),
         np.log1p(v.record_full[ids]),
+        v.name_life[ids],
+        _inverse_rank(v.name_life, ids),
         explained,
         explained_focus,
         is_current * (1.0 - explained_focus),
