@@ -22,7 +22,7 @@ PYTHON310 ?= $(shell for c in python3.10 /root/.pyenv/versions/3.10.*/bin/python
 RASA := $(VENV)/bin/rasa
 MODEL := models/tthc.tar.gz
 # What the model is trained from: retrain only when one of these changed.
-TRAIN_INPUTS := config.yml domain.yml $(shell find data bot/nlu -type f \( -name '*.yml' -o -name '*.py' \) 2>/dev/null)
+TRAIN_INPUTS := config.yml domain.yml $(shell find data bot/nlu procedures_db/vocabulary -type f \( -name '*.yml' -o -name '*.py' \) 2>/dev/null)
 
 help:
 	@echo "make run     - set up, import procedures, train if stale, start everything"

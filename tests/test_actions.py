@@ -19,13 +19,16 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import lookup
 from actions.disambiguation import choose_payload
-from actions.fallback import ActionFallback
+from actions.fallback import ActionFallback, ActionOutOfScope
 from actions.human_handoff import ActionHumanHandoff
 from actions.procedure_answers import ActionAnswerProcedure
 from procedures_db.settings import PROJECT_ROOT, get_settings
 
 DOMAIN = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
-ACTIONS = {a.name(): a for a in (ActionAnswerProcedure(), ActionFallback(), ActionHumanHandoff())}
+ACTIONS = {
+    a.name(): a
+    for a in (ActionAnswerProcedure(), ActionFallback(), ActionOutOfScope(), ActionHumanHandoff())
+}
 LICENCE = "3.000347"  # Đổi giấy phép lái xe
 
 
@@ -76,7 +79,11 @@ class Chat:
             if event["event"] == "slot":
                 assert event["name"] in DOMAIN["slots"], f"slot {event['name']} not in domain.yml"
                 self.slots[event["name"]] = event["value"]
-        self.messages = dispatcher.messages
+        # A response named by the action is rendered by Rasa from the domain.
+        self.messages = [
+            {**m, "text": DOMAIN["responses"][m["response"]][0]["text"]} if m.get("response") else m
+            for m in dispatcher.messages
+        ]
         assert self.messages, f"{action_name} sent nothing for {text!r}"
         return "\n".join(m.get("text") or "" for m in self.messages)
 
@@ -392,6 +399,17 @@ async def test_fallback_still_answers_a_follow_up(use_full_db: str) -> None:
 async def test_out_of_scope_says_what_the_bot_does() -> None:
     reply = await Chat().say("hôm nay thời tiết thế nào", "out_of_scope")
     assert "thủ tục hành chính" in reply and "lệ phí" in reply
+
+
+async def test_out_of_scope_still_answers_a_clear_procedure(use_full_db: str) -> None:
+    """The classifier may call a story out of scope; the resolver is asked first."""
+    reply = await Chat().say("đổi giấy phép lái xe mất bao lâu", "out_of_scope")
+    assert "Mã TTHC: 3.000347" in reply
+
+
+async def test_fallback_asks_the_resolver_first(use_full_db: str) -> None:
+    reply = await Chat().say("mất ví, mất luôn bằng lái, giờ làm lại ở đâu", "nlu_fallback")
+    assert "3.000348" in reply
 
 
 async def test_greeting_gives_examples() -> None:

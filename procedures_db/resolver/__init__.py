@@ -83,7 +83,9 @@ class Candidate:
 class Resolution:
     candidates: list[Candidate]
     none_probability: float
-    group_probability: float  # the best candidate or its same-named variants at other levels
+    # How likely the best candidate (or a same-named variant at another level) is right,
+    # calibrated out of fold: what the decision reads.
+    confidence: float
     decision: Decision
 
     @property
@@ -220,18 +222,22 @@ def load_model(path: Path | None = None) -> RankingModel:
 
 
 def decide(
-    thresholds: dict[str, float], candidates: list[Candidate], group: float, code_typed: bool
+    thresholds: dict[str, float],
+    candidates: list[Candidate],
+    confidence: float,
+    code_typed: bool,
+    none_probability: float = 0.0,
 ) -> Decision:
-    """What to do with a ranking; thresholds come from the risk-coverage curve (BENCHMARKS.md)."""
+    """What to do with a ranking; the answer and suggest thresholds come from the risk-coverage
+    curve (BENCHMARKS.md); asking needs some candidate to be likelier than none."""
     if not candidates:
         return Decision.NOT_FOUND
     t = thresholds
-    if code_typed or group >= t.get("answer", 0.8):
+    if code_typed or confidence >= t["answer"]:
         return Decision.ANSWER
-    if group >= t.get("suggest", 0.5):
+    if confidence >= t["suggest"]:
         return Decision.SUGGEST
-    plausible = sum(c.probability for c in candidates[:5])
-    if plausible >= t.get("ask", 0.3):
+    if 1.0 - none_probability >= t["ask"]:
         return Decision.ASK
     return Decision.NOT_FOUND
 
@@ -288,9 +294,10 @@ def resolve_with(
     candidates = [
         _candidate(indexes, int(i), float(pi)) for i, pi in zip(ids[:limit], p[:limit], strict=True)
     ]
+    confidence = model.confidence(group) if len(ids) else 0.0
     code_typed = bool(len(ids)) and int(ids[0]) in v.codes
-    decision = decide(model.thresholds, candidates, group, code_typed)
-    return Resolution(candidates, float(p_none), group, decision)
+    decision = decide(model.thresholds, candidates, confidence, code_typed, float(p_none))
+    return Resolution(candidates, float(p_none), confidence, decision)
 
 
 def _candidate(indexes: Indexes, i: int, probability: float) -> Candidate:

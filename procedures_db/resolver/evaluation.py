@@ -15,21 +15,26 @@ import numpy as np
 
 from procedures_db.resolver import Context, Indexes, Resolution, resolve_with
 from procedures_db.resolver.datasets import Conversation
-from procedures_db.resolver.model import Group, RankingModel
+from procedures_db.resolver.model import Group, RankingModel, fit_confidence_map
 from procedures_db.resolver.records import with_pairs
 from procedures_db.text import tokens
 
-THRESHOLD_GRID = [round(t, 2) for t in np.arange(0.05, 1.0001, 0.05)]
+THRESHOLD_GRID = [round(t, 2) for t in np.arange(0.05, 1.0001, 0.01)]
 
 
-def _top_group_probability(group: Group, p: np.ndarray) -> tuple[int, float]:
+def _top_group_probability(
+    group: Group, p: np.ndarray, model: RankingModel | None = None
+) -> tuple[int, float]:
+    """The best candidate and its confidence: its probability with its same-named variants',
+    calibrated by `model` when given."""
     top = int(np.argmax(p))
-    if group.family is None:
-        return top, float(p[top])
-    return top, float(p[group.family == group.family[top]].sum())
+    q = float(p[top]) if group.family is None else float(p[group.family == group.family[top]].sum())
+    return top, model.confidence(q) if model else q
 
 
-def risk_coverage(predictions: list[tuple[Group, np.ndarray, float]]) -> list[dict]:
+def risk_coverage(
+    predictions: list[tuple[Group, np.ndarray, float]], model: RankingModel | None = None
+) -> list[dict]:
     """Per threshold on the best candidate's group probability: the share of questions answered
     directly (coverage), the share of direct answers that are wrong (risk) and the share of all
     questions that get a wrong direct answer."""
@@ -37,7 +42,7 @@ def risk_coverage(predictions: list[tuple[Group, np.ndarray, float]]) -> list[di
     for group, p, _ in predictions:
         if not len(p):
             continue
-        top, q = _top_group_probability(group, p)
+        top, q = _top_group_probability(group, p, model)
         rows.append((q, bool(group.positive[top])))
     if not rows:
         return []
@@ -57,16 +62,33 @@ def risk_coverage(predictions: list[tuple[Group, np.ndarray, float]]) -> list[di
     return curve
 
 
-def reliability(predictions: list[tuple[Group, np.ndarray, float]], bins: int = 10) -> list[dict]:
-    """Predicted probability of the best candidate against how often it is right, in bins."""
+def fit_confidence(predictions: list[tuple[Group, np.ndarray, float]]) -> tuple[float, float]:
+    """The confidence map fitted on held-out predictions (see model.fit_confidence_map)."""
+    rows = [_top_group_probability(g, p) for g, p, _ in predictions if len(p)]
+    right = np.array(
+        [
+            float(g.positive[t])
+            for (g, p, _), (t, _) in zip([x for x in predictions if len(x[1])], rows, strict=True)
+        ]
+    )
+    return fit_confidence_map(np.array([q for _, q in rows]), right)
+
+
+def reliability(
+    predictions: list[tuple[Group, np.ndarray, float]],
+    model: RankingModel | None = None,
+    bins: int = 10,
+) -> list[dict]:
+    """The probability the decision reads (the best candidate's, with its same-named variants
+    at other levels) against how often the best candidate is right, in bins."""
     counts = [[0, 0.0, 0] for _ in range(bins)]
     for group, p, _ in predictions:
         if not len(p):
             continue
-        top = int(np.argmax(p))
-        b = min(int(p[top] * bins), bins - 1)
+        top, q = _top_group_probability(group, p, model)
+        b = min(int(q * bins), bins - 1)
         counts[b][0] += 1
-        counts[b][1] += float(p[top])
+        counts[b][1] += q
         counts[b][2] += int(group.positive[top])
     return [
         {

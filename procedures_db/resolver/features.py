@@ -67,6 +67,7 @@ NONE_FEATURES = (
     "words_focus",
     "has_current",
     "code_any",
+    "follow_up_shape",
 )
 
 
@@ -97,10 +98,51 @@ def _asks(sentence: str) -> bool:
     return any(f" {phrase} " in folded for phrase in _asking_phrases())
 
 
+ASKING_WORD_MAX_NAME_SHARE = 0.04
+
+
+def asking_words(records: RecordIndex) -> frozenset[str]:
+    """Folded words of the phrases that ask a fact ("phi", "lau", "nhieu") that procedure names
+    rarely use (in under 4 % of names): in a follow-up they name no procedure, with or without
+    accents. Frequent ones ("giay", "bao", "ho") and soft words ("mất") stay content."""
+    limit = ASKING_WORD_MAX_NAME_SHARE * len(records.name_tokens)
+    return frozenset(w for w in _asking_candidates() if records.name_df.get(w, 0) < limit)
+
+
+@lru_cache(maxsize=1)
+def _asking_candidates() -> frozenset[str]:
+    soft = {" ".join(tokens(w)) for w in load_vocabulary().soft_words}
+    return frozenset({w for phrase in _asking_phrases() for w in phrase.split()} - soft)
+
+
 @lru_cache(maxsize=1)
 def _asking_phrases() -> tuple[str, ...]:
     phrases = load_vocabulary().question_phrases
     return tuple(" ".join(tokens(p)) for p, fact in phrases.items() if fact)
+
+
+def without_opening(message: str) -> str:
+    """The message without a follow-up opening ("còn", "thế còn", also typed "con", "the con"):
+    what follows it is what the citizen asks about (vocabulary: follow_up_openings)."""
+    words = message.split()
+    folded = [" ".join(tokens(w)) for w in words]
+    for opening in sorted(load_vocabulary().follow_up_openings, key=len, reverse=True):
+        size = len(opening.split())
+        if " ".join(folded[:size]) == " ".join(tokens(opening)) and len(words) > size:
+            return " ".join(words[size:])
+    return message
+
+
+def follow_up_shape(message: str) -> bool:
+    """The message opens or ends like a follow-up ("còn …", "thế còn …", "… thì sao"),
+    compared accent-folded: it may still name a new procedure."""
+    vocabulary = load_vocabulary()
+    text = f" {' '.join(tokens(message))} "
+    openings = (" ".join(tokens(p)) for p in vocabulary.follow_up_openings)
+    endings = (" ".join(tokens(p)) for p in vocabulary.follow_up_endings)
+    return any(text.startswith(f" {o} ") for o in openings) or any(
+        text.endswith(f" {e} ") for e in endings
+    )
 
 
 def _inverse_rank(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -152,17 +194,23 @@ class QueryView:
     words_full: int
     words_focus: int
     codes: list[int]
+    follow_up_shape: bool  # "còn …", "thế còn …", "… thì sao"
     current: int | None
     offered: list[int]
     candidates: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))
 
 
 def view(names: _Index, records: RecordIndex, message: str, context: Context) -> QueryView:
+    shape = follow_up_shape(message)
+    message = without_opening(message)
     focus = focus_text(message)
     name_full, full_terms = names.read(message)
     name_focus, focus_terms = names.read(focus) if focus != message else (name_full, full_terms)
     full_words = [t for t in full_terms if " " not in t]
-    focus_words = [t for t in focus_terms if " " not in t]
+    # What names a procedure: the analysed words less the words that ask a fact.
+    asking = asking_words(records)
+    full_words = [t for t in full_words if t not in asking]
+    focus_words = [t for t in focus_terms if " " not in t and t not in asking]
     span = context.span or ""
     zeros = np.zeros(len(records.records))
     life = life_event_text(message)
@@ -183,6 +231,7 @@ def view(names: _Index, records: RecordIndex, message: str, context: Context) ->
         words_full=len(set(full_words)),
         words_focus=len(set(focus_words)),
         codes=codes,
+        follow_up_shape=shape,
         current=current,
         offered=offered,
     )
@@ -272,5 +321,6 @@ def none_vector(v: QueryView) -> np.ndarray:
             float(np.log1p(v.words_focus)),
             float(v.current is not None),
             float(bool(v.codes)),
+            float(v.follow_up_shape),
         ]
     )

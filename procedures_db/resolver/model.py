@@ -9,7 +9,9 @@ message's candidates and "none of them" turns the scores into probabilities.
    the probability mass on the acceptable codes of each example (or on "none" for a message no
    procedure answers) over out-of-fold tree scores, by L-BFGS with an L2 penalty.
 3. A temperature fitted on out-of-fold predictions of the real questions and conversations
-   carries that calibration to what citizens really write.
+   carries that calibration to what citizens really write; the confidence the dialogue acts on
+   (the best candidate with its same-named variants at other levels) gets its own logistic
+   calibration on the same predictions (`confidence`).
 Everything is seeded and single-threaded: the same inputs give the same model.
 """
 
@@ -68,6 +70,8 @@ class RankingModel:
     mean: np.ndarray
     scale: np.ndarray
     temperature: float = 1.0
+    # confidence = sigmoid(a * logit(q) + b) for the best candidate's group probability q
+    confidence_map: tuple[float, float] = (1.0, 0.0)
     thresholds: dict[str, float] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     trees: lightgbm.Booster | None = None
@@ -81,6 +85,12 @@ class RankingModel:
     def logits_from_scores(self, s: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
         z = ((s - self.mean) / self.scale) @ self.w if len(s) else np.zeros(0)
         return z / self.temperature, float(g @ self.v) / self.temperature
+
+    def confidence(self, group_probability: float) -> float:
+        """How likely the best candidate (or a same-named variant) is right, calibrated."""
+        q = min(max(group_probability, 1e-6), 1 - 1e-6)
+        a, b = self.confidence_map
+        return float(1.0 / (1.0 + np.exp(-(a * np.log(q / (1 - q)) + b))))
 
     def probabilities(self, x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
         """Per candidate, and for "none"; they sum to one."""
@@ -105,6 +115,7 @@ class RankingModel:
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
             "temperature": self.temperature,
+            "confidence_map": list(self.confidence_map),
             "thresholds": self.thresholds,
             "meta": self.meta,
             "trees": self.trees.model_to_string() if self.trees else None,
@@ -126,6 +137,7 @@ class RankingModel:
             mean=np.array(data["mean"]),
             scale=np.array(data["scale"]),
             temperature=float(data["temperature"]),
+            confidence_map=tuple(data["confidence_map"]),
             thresholds={k: float(t) for k, t in data["thresholds"].items()},
             meta=data.get("meta", {}),
             trees=lightgbm.Booster(model_str=data["trees"]),
@@ -234,3 +246,20 @@ def fit_temperature(model: RankingModel, groups: list[Group]) -> float:
             best, best_loss = float(temperature), loss
     model.temperature = 1.0
     return best
+
+
+def fit_confidence_map(group_probabilities: np.ndarray, right: np.ndarray) -> tuple[float, float]:
+    """Logistic calibration of the group probability on held-out predictions."""
+    q = np.clip(group_probabilities, 1e-6, 1 - 1e-6)
+    logit = np.log(q / (1 - q))
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = theta[0] * logit + theta[1]
+        p = 1.0 / (1.0 + np.exp(-z))
+        eps = 1e-12
+        value = -np.sum(right * np.log(p + eps) + (1 - right) * np.log(1 - p + eps))
+        grad = np.array([np.sum((p - right) * logit), np.sum(p - right)])
+        return value, grad
+
+    result = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    return float(result.x[0]), float(result.x[1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -83,6 +84,7 @@ class RecordIndex:
         self.by_code = {r.code: i for i, r in enumerate(self.records)}
         name_tokens = [doc_tokens(r.name) for r in self.records]
         self.name_tokens = [set(tokens) for tokens in name_tokens]
+        self.name_df = Counter(word for tokens in self.name_tokens for word in tokens)
         self.names = Bm25([with_pairs(tokens) for tokens in name_tokens])
         self.whole = Bm25(
             [

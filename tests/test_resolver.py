@@ -1,0 +1,261 @@
+"""procedures_db.resolver on the real database: stories, chat queries, conversations,
+calibration, determinism and the decision rule."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from procedures_db.resolver import (
+    Candidate,
+    Context,
+    Decision,
+    decide,
+    indexes_for,
+    load_model,
+    resolve,
+    resolve_with,
+)
+from procedures_db.resolver.datasets import conversations, part_of, real_questions
+from procedures_db.resolver.features import focus_text, life_event_text
+from procedures_db.resolver.model import fit, fit_trees, scored
+from procedures_db.resolver.training import Example, to_group
+from procedures_db.search import search
+from procedures_db.settings import get_settings
+
+BIRTH = "1.001193"
+LICENCE_EXCHANGE = "3.000347"
+LICENCE_REISSUE = "3.000348"
+CARD_FIRST = {"1.014061", "2.000200", "1.001247"}
+LAND = {"1.012783", "1.012786", "1.013978", "1.013831", "1.012753"}
+MARRIAGE = "1.000894"
+
+
+@pytest.fixture(scope="module")
+def indexes(full_db_engine):
+    return indexes_for(full_db_engine)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+def best(indexes, model, text: str, current: str | None = None) -> str | None:
+    resolution = resolve_with(indexes, model, text, Context(current=current))
+    return resolution.best.code if resolution.best else None
+
+
+def top(indexes, model, text: str, k: int = 3) -> list[str]:
+    return [c.code for c in resolve_with(indexes, model, text, Context()).candidates[:k]]
+
+
+# --- what citizens write -------------------------------------------------------------------
+
+SHORT = [
+    ("đổi bằng lái xe", {LICENCE_EXCHANGE}),
+    ("doi gplx", {LICENCE_EXCHANGE}),
+    ("cấp lại bằng lái bị mất", {LICENCE_REISSUE}),
+    ("dang ky khai sinh", {BIRTH}),
+    ("đăng ký kết hôn cần giấy tờ gì", {MARRIAGE}),
+    ("lam cccd o dau", CARD_FIRST | {"1.014062", "1.012549", "1.012543"}),
+    ("bằng lái xe quốc tế", {"3.000353"}),
+    ("đăng ký thường trú", {"1.004222"}),
+    ("1.001193", {BIRTH}),
+]
+
+STORIES = [
+    ("mất ví, mất luôn bằng lái, giờ làm lại có phải thi không?", {LICENCE_REISSUE}),
+    (
+        "Vợ chồng tôi ở quê, con tôi mới sinh được 1 tháng. Giờ làm giấy khai sinh cho cháu thì"
+        " cần những giấy tờ gì ạ?",
+        {BIRTH},
+    ),
+    (
+        "Tôi năm nay 30 tuổi, đi làm xa nhà đã lâu. Bằng lái xe ô tô của tôi sắp hết hạn, cho"
+        " tôi hỏi đổi ở đâu và mất bao lâu?",
+        {LICENCE_EXCHANGE},
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "codes"), SHORT + STORIES)
+def test_best_candidate_is_an_acceptable_procedure(indexes, model, text, codes):
+    assert best(indexes, model, text) in codes
+
+
+def test_probabilities_sum_to_one_with_none(indexes, model):
+    resolution = resolve_with(indexes, model, "đổi bằng lái xe mất bao lâu", Context(), limit=500)
+    total = sum(c.probability for c in resolution.candidates) + resolution.none_probability
+    assert total == pytest.approx(1.0, abs=1e-4)
+    assert resolution.candidates == sorted(resolution.candidates, key=lambda c: -c.probability)
+
+
+def test_small_talk_and_junk_are_not_answered(indexes, model):
+    for text in ("xin chào", "cảm ơn bạn nhiều", "asdfgh qwerty", "hôm nay trời đẹp quá"):
+        decision = resolve_with(indexes, model, text, Context()).decision
+        assert decision is not Decision.ANSWER, text
+
+
+def test_focus_is_the_question_and_the_sentence_before():
+    text = "Tôi ở Hà Nội. Tôi có xe máy. Tôi bị mất bằng lái. Giờ làm lại ở đâu? Cảm ơn."
+    assert focus_text(text) == "Tôi bị mất bằng lái. Giờ làm lại ở đâu?"
+
+
+def test_life_events_name_the_procedure():
+    assert "khai sinh" in life_event_text("con tôi mới sinh được 1 tháng")
+    assert life_event_text("đổi bằng lái xe") == ""
+
+
+# --- the conversation ------------------------------------------------------------------------
+
+
+def test_follow_up_keeps_the_current_procedure(indexes, model):
+    for text in ("còn lệ phí thì sao?", "nộp ở đâu vậy", "làm online được ko", "mất bao lâu"):
+        assert best(indexes, model, text, current=BIRTH) == BIRTH, text
+
+
+def test_a_new_procedure_named_briefly_switches(indexes, model):
+    assert best(indexes, model, "lam cccd o dau", current=BIRTH) in CARD_FIRST | {
+        "1.014062",
+        "1.012549",
+        "1.012543",
+    }
+    assert best(indexes, model, "sổ đỏ thì sao", current=LICENCE_EXCHANGE) in LAND
+    assert best(indexes, model, "thế còn đăng ký kết hôn", current=BIRTH) == MARRIAGE
+
+
+def test_conversation_dev_part_turns(indexes, model):
+    """Each turn in the context of the previous turn's procedure (the dev conversations)."""
+    rows = conversations("dev")
+    assert len(rows) >= 100
+    right = total = 0
+    for conversation in rows:
+        current = None
+        for turn in conversation.turns:
+            total += 1
+            right += best(indexes, model, turn.text, current) in turn.codes
+            current = min(turn.codes)
+    assert right / total >= 0.85
+
+
+def test_real_question_dev_part_top_three(indexes, model):
+    rows = [c.turns[0] for c in real_questions("dev") if c.turns[0].codes]
+    assert len(rows) >= 80
+    hits = sum(bool(set(top(indexes, model, t.text)) & t.codes) for t in rows)
+    assert hits / len(rows) >= 0.75
+
+
+# --- calibration, decisions, determinism -------------------------------------------------------
+
+
+def test_model_is_calibrated_out_of_fold(model):
+    """In every well-filled bin of the out-of-fold reliability curve, the best candidate's mean
+    probability is within 0.15 of how often it is right."""
+    bins = [b for b in model.meta["reliability"] if b["n"] >= 25]
+    assert len(bins) >= 3
+    for b in bins:
+        assert abs(b["mean_probability"] - b["accuracy"]) <= 0.15, b
+    assert 0.3 < model.temperature < 3.0
+
+
+def test_thresholds_come_from_the_risk_coverage_curve(model):
+    curve = {p["threshold"]: p for p in model.meta["risk_coverage"]}
+    answer = model.thresholds["answer"]
+    assert curve[answer]["wrong_share"] <= 0.015
+    assert model.thresholds["suggest"] <= answer
+
+
+def candidate(code: str, probability: float) -> Candidate:
+    return Candidate(code, code, probability)
+
+
+def test_decision_rule():
+    t = {"answer": 0.9, "suggest": 0.6, "ask": 0.5}
+    assert decide(t, [], 0.0, False) is Decision.NOT_FOUND
+    assert decide(t, [candidate("a", 0.95)], 0.95, False) is Decision.ANSWER
+    assert decide(t, [candidate("a", 0.5)], 0.92, False) is Decision.ANSWER  # same-named variants
+    assert decide(t, [candidate("a", 0.7), candidate("b", 0.2)], 0.7, False) is Decision.SUGGEST
+    assert decide(t, [candidate("a", 0.3), candidate("b", 0.25)], 0.3, False, 0.4) is Decision.ASK
+    assert decide(t, [candidate("a", 0.05)], 0.05, False, 0.9) is Decision.NOT_FOUND
+    assert decide(t, [candidate("a", 0.05)], 0.05, True, 0.9) is Decision.ANSWER  # a typed code
+
+
+def test_same_build_same_ranking(indexes):
+    """Two trainings on the same examples give the same trees and weights."""
+    texts = [("đổi bằng lái xe", {LICENCE_EXCHANGE}), ("đăng ký khai sinh", {BIRTH})]
+    texts += [(t, c) for t, c in STORIES] + [("xin chào", set())]
+    examples = [
+        Example(text, frozenset(codes), Context(current=current), "search", f"k{i}")
+        for i, (text, codes) in enumerate(texts * 3)
+        for current in (None, MARRIAGE)
+    ]
+    groups = [g for g in (to_group(indexes, e) for e in examples) if g is not None]
+    first, second = fit_trees(groups), fit_trees(groups)
+    assert first.model_to_string() == second.model_to_string()
+    a = fit(scored(groups, first), ("tree_score",), ("b",) * len(groups[0].g))
+    b = fit(scored(groups, second), ("tree_score",), ("b",) * len(groups[0].g))
+    assert np.array_equal(a.w, b.w) and np.array_equal(a.v, b.v)
+
+
+def test_resolve_is_repeatable(use_full_db):
+    text = "Tôi mua xe máy cũ, muốn sang tên chính chủ thì làm ở đâu?"
+    assert resolve(text) == resolve(text)
+
+
+# --- one ranking for every caller ---------------------------------------------------------------
+
+
+def test_staff_search_ranks_like_the_bot(full_db_engine, indexes, model):
+    text = "mất ví, mất luôn bằng lái, giờ làm lại có phải thi không?"
+    hits = search(text, 5, engine=full_db_engine)
+    assert [h.code for h in hits] == top(indexes, model, text, 5)
+    assert hits[0].score == pytest.approx(
+        resolve_with(indexes, model, text, Context()).candidates[0].probability, abs=1e-4
+    )
+
+
+def test_search_filters_and_typed_codes(full_db_engine):
+    assert search("1.001193", engine=full_db_engine)[0].code == BIRTH
+    hits = search("đăng ký khai sinh", 10, engine=full_db_engine, level="xa")
+    assert hits and all("xa" in h.levels for h in hits)
+    listed = search("", 5, engine=full_db_engine, level="tinh")
+    assert listed and all(h.score == 0.0 for h in listed)
+
+
+# --- the question sets ---------------------------------------------------------------------------
+
+
+def test_question_sets_keep_their_sources():
+    rows = real_questions()
+    assert len(rows) >= 250
+    assert all(r.url and r.url.startswith("http") for r in rows)
+    assert all(c.url for c in conversations()) and len(conversations()) >= 150
+    parts = {part_of(r.url) for r in rows}
+    assert parts == {"dev", "test"}
+    # One page never feeds both parts.
+    by_url: dict[str, set[str]] = {}
+    for r in rows + conversations():
+        by_url.setdefault(r.url, set()).add(part_of(r.url))
+    assert all(len(p) == 1 for p in by_url.values())
+
+
+def test_question_codes_exist(indexes):
+    for row in real_questions() + conversations():
+        for turn in row.turns:
+            unknown = turn.codes - set(indexes.records.by_code)
+            assert not unknown, (row.id, unknown)
+
+
+def test_story_examples_for_the_nlu_are_in_step():
+    from scripts import nlu_story_examples
+
+    assert nlu_story_examples.main(["--check"]) == 0, "run scripts/nlu_story_examples.py"
+
+
+def test_model_file_names_its_features():
+    data = json.loads(get_settings().resolver_model.read_text(encoding="utf-8"))
+    assert data["format"].startswith("tthc-resolver/")
+    assert data["trees"]
