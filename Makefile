@@ -17,7 +17,7 @@ export HF_HUB_OFFLINE := 1
 PYTHON310 ?= $(shell for c in python3.10 /root/.pyenv/versions/3.10.*/bin/python3.10 $$HOME/.pyenv/versions/3.10.*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10; do \
 	$$c -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1 && { command -v $$c; break; }; done)
 
-.PHONY: help setup lock import train run run-prod test lint format bench eval clean browser
+.PHONY: help setup lock import train run run-prod test lint format bench eval eval-test clean browser
 
 RASA := $(VENV)/bin/rasa
 MODEL := models/tthc.tar.gz
@@ -99,11 +99,18 @@ bench: import train
 	$(PY) scripts/load_test.py --json results/load.json
 	FUZZ_EXAMPLES=2000 $(PY) -m pytest -q tests/test_fuzz_inputs.py tests/test_fuzz_webapp.py tests/test_fuzz_schemathesis.py
 
-# Resolver figures on the dev parts (`make eval-test`: the frozen test parts, once), then NLU and
+# Resolver figures on the dev parts, in-process and through the running bot, then NLU and
 # end-to-end figures, ours beside Rasa's default pipeline (trains both; ~15 min here).
 eval: import train
 	$(PY) -m procedures_db.resolver eval --part dev --json results/resolver-dev.json
+	$(PY) scripts/eval_bot.py --start-stack --part dev --json results/bot-dev.json
 	$(PY) scripts/eval.py
+
+# The frozen test parts of the real questions and conversations: run once, when every choice is
+# made (BENCHMARKS.md records the run). Prints the whole-record BM25 baseline beside the resolver.
+eval-test: import train
+	$(PY) -m procedures_db.resolver eval --part test --json results/resolver-test.json
+	$(PY) scripts/eval_bot.py --start-stack --part test --json results/bot-test.json
 
 clean:
 	rm -rf var models results .pytest_cache

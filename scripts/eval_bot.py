@@ -9,6 +9,10 @@
   was named.
 
     python scripts/eval_bot.py --base-url URL [--part dev|test] [--json OUT]
+    python scripts/eval_bot.py --start-stack [--part dev|test] [--json OUT]
+
+`--start-stack` starts the action server, Rasa (models/tthc.tar.gz) and the web server on free
+ports over the configured procedures database, with a fresh tracker store.
 """
 
 from __future__ import annotations
@@ -128,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", default=get_settings().rasa_url)
     parser.add_argument("--part", choices=("dev", "test"), default="dev")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--start-stack", action="store_true")
     args = parser.parse_args(argv)
+    if args.start_stack:
+        return _with_stack(args)
     report = {
         "part": args.part,
         "real_questions": questions_report(args.base_url, real_questions(args.part)),
@@ -140,6 +147,24 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text, encoding="utf-8")
     return 0
+
+
+def _with_stack(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from scripts.stack import Stack, free_port
+
+    work = Path(tempfile.mkdtemp(prefix="eval-bot-"))
+    stack = Stack(
+        rasa_port=free_port(),
+        action_port=free_port(),
+        web_port=free_port(),
+        log_dir=work / "logs",
+        env={"TRACKER_DB_URL": f"sqlite:///{work / 'tracker.sqlite3'}"},
+    )
+    with stack:
+        rest = ["--base-url", stack.rasa_url, "--part", args.part]
+        return main(rest + (["--json", str(args.json)] if args.json else []))
 
 
 if __name__ == "__main__":
