@@ -34,7 +34,7 @@ def _train(out: Path) -> int:
     print(
         f"resolver model: {out} in {time.perf_counter() - started:.1f} s; "
         f"{meta['groups']} examples, {meta['dev_groups']} of them from the dev parts "
-        f"({meta['dev_missed']} dev examples had no acceptable candidate); "
+        f"(dev examples with no acceptable candidate: {meta['dev_missed']}); "
         f"temperature {model.temperature:.2f}; thresholds {model.thresholds}"
     )
     return 0

@@ -101,13 +101,19 @@ def reliability(
     ]
 
 
-def ranking_summary(predictions: list[tuple[Group, np.ndarray, float]]) -> dict:
-    """Top-1 / top-3 of held-out predictions (examples with an acceptable candidate or none)."""
+def ranking_summary(predictions: list[tuple[Group, np.ndarray, float]], missed: int = 0) -> dict:
+    """Top-1 / top-3 of held-out predictions over the in-scope examples; `missed` examples (no
+    acceptable code among the candidates) count as wrong."""
     in_scope = [(g, p) for g, p, _ in predictions if not g.none_positive and len(p)]
     top1 = sum(bool(g.positive[int(np.argmax(p))]) for g, p in in_scope)
     top3 = sum(bool(g.positive[np.argsort(-p)[:3]].any()) for g, p in in_scope)
-    n = max(len(in_scope), 1)
-    return {"examples": len(in_scope), "top1": round(top1 / n, 4), "top3": round(top3 / n, 4)}
+    n = max(len(in_scope) + missed, 1)
+    return {
+        "examples": len(in_scope) + missed,
+        "no_acceptable_candidate": missed,
+        "top1": round(top1 / n, 4),
+        "top3": round(top3 / n, 4),
+    }
 
 
 def bm25_baseline(indexes: Indexes, text: str, k: int = 3) -> list[str]:

@@ -190,7 +190,7 @@ def to_group(indexes: Indexes, example: Example) -> Group | None:
 @dataclass
 class TrainingSet:
     groups: list[tuple[str, Group, str | None]]  # (source page, group, dev part's name or None)
-    dev_missed: int  # dev examples whose acceptable codes no candidate list held
+    dev_missed: dict[str, int]  # per dev part, examples whose acceptable codes no list held
 
 
 def training_set(indexes: Indexes) -> TrainingSet:
@@ -201,14 +201,14 @@ def training_set(indexes: Indexes) -> TrainingSet:
     base += conversation_pairs(singles, follow_ups, rng)
     base += none_examples(none_texts, rng)
     dev = [e for c in real_questions("dev") + conversations("dev") for e in turn_examples(c)]
-    groups, missed = [], 0
+    groups, missed = [], {"real": 0, "multiturn": 0}
     for example in base + dev:
         group = to_group(indexes, example)
         part = example.source if example in dev else None
         if group is not None:
             groups.append((example.key, group, part))
         elif part:
-            missed += 1
+            missed[part] += 1
     return TrainingSet(groups, missed)
 
 
@@ -273,7 +273,8 @@ def main_train(out: Path, l2: float = 1.0) -> RankingModel:
             "risk_coverage": curve,
             "out_of_fold": {
                 part: evaluation.ranking_summary(
-                    [(g, *model.probabilities_from_scores(g.x, g.g)) for g, p in oof if p == part]
+                    [(g, *model.probabilities_from_scores(g.x, g.g)) for g, p in oof if p == part],
+                    missed=data.dev_missed[part],
                 )
                 for part in ("real", "multiturn")
             },
