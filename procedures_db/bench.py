@@ -1,8 +1,9 @@
 """`make bench` (`python -m procedures_db.bench`): search quality and speed, import time.
 
 One run prints, on the citizen question set tests/data/search_queries.yml:
-- top-1 / top-3 accuracy of `procedures_db.search.search` (on the whole set and on its held-out
-  part, queries written after the engine was built) and of two comparisons: a plain BM25
+- top-1 / top-3 accuracy of `procedures_db.search.search` (the resolver without a conversation;
+  on the whole set, which it is trained on, and on its held-out part), of the name index alone
+  (`name_search`, one of the resolver's feature sources) and of two comparisons: a plain BM25
   baseline (rank-bm25 BM25Okapi over accent-folded name tokens) and SQLite FTS5 (its bm25()
   ranking) fed the same analysed query words as our search, so only the ranking differs;
 - latency p50 / p95 of each, in-process, over the full database (our search: through the public
@@ -155,10 +156,14 @@ def main() -> int:
         def ours(query: str) -> list[str]:
             return [hit.code for hit in search_module.search(query, 3, engine=engine)]
 
+        def names_only(query: str) -> list[str]:
+            return [hit.code for hit in search_module.name_search(query, 3, engine=engine)]
+
         held_out = [query for query in queries if query.get("held_out")]
         results = [
-            evaluate("procedures_db.search", ours, queries, LATENCY_PASSES),
-            evaluate(f"procedures_db.search, held-out part ({len(held_out)})", ours, held_out),
+            evaluate("procedures_db.search (the resolver)", ours, queries, LATENCY_PASSES),
+            evaluate(f"the resolver, held-out part ({len(held_out)})", ours, held_out),
+            evaluate("name index alone (name_search)", names_only, queries, LATENCY_PASSES),
             evaluate("SQLite FTS5 bm25() + our query analysis", fts5_ranker(rows, index), queries),
             evaluate("baseline: BM25Okapi, folded name tokens", bm25_baseline(rows), queries),
         ]
@@ -168,7 +173,10 @@ def main() -> int:
         f"({report.inserted} inserted, {len(report.rejected)} rejected, "
         f"{len(report.files_read)} files)"
     )
-    print(f"search index build (first call, {len(rows)} procedures): {build_seconds * 1000:.0f} ms")
+    print(
+        f"index build (first call: name and record indexes, {len(rows)} procedures): "
+        f"{build_seconds * 1000:.0f} ms"
+    )
     print()
     print("| ranker | top-1 | top-3 | p50 ms | p95 ms | p95 CPU ms |")
     print("|---|---|---|---|---|---|")
