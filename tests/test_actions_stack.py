@@ -45,3 +45,40 @@ async def test_disambiguation_then_typed_number(running_stack) -> None:
         reply = await citizen.say("số 2")
         assert f"Mã TTHC: {second}" in reply[0]["text"]
         assert "Thời gian giải quyết" in reply[0]["text"]
+
+
+def named_codes(replies: list[dict]) -> set[str]:
+    """Codes the bot answered ("Mã TTHC") or offered (list and buttons)."""
+    import re
+
+    found = set()
+    for reply in replies:
+        found.update(re.findall(r"\d{1,2}\.\d{6}", reply.get("text") or ""))
+        for button in reply.get("buttons") or []:
+            found.update(re.findall(r"\d{1,2}\.\d{6}", button.get("payload") or ""))
+    return found
+
+
+async def test_a_new_procedure_named_briefly_switches(running_stack) -> None:
+    """Issue 9's conversations: the new procedure, never the previous one."""
+    birth, card = "1.001193", {"1.014061", "2.000200", "1.001247", "1.014062"}
+    licence, land = "3.000347", {"1.012783", "1.012786", "1.013978", "1.012753", "1.013831"}
+    async with aiohttp.ClientSession() as http:
+        citizen = Citizen(running_stack.rasa_url, http)
+        assert (
+            f"Mã TTHC: {birth}"
+            in (await citizen.say("dang ky khai sinh can giay to gi"))[0]["text"]
+        )
+        reply = await citizen.say("lam cccd o dau")
+        assert f"Mã TTHC: {birth}" not in reply[0]["text"] and named_codes(reply) & card
+        other = Citizen(running_stack.rasa_url, http)
+        assert f"Mã TTHC: {licence}" in (await other.say("doi gplx"))[0]["text"]
+        reply = await other.say("sổ đỏ thì sao")
+        assert f"Mã TTHC: {licence}" not in reply[0]["text"] and named_codes(reply) & land
+
+
+async def test_a_story_reaches_the_resolver(running_stack) -> None:
+    async with aiohttp.ClientSession() as http:
+        citizen = Citizen(running_stack.rasa_url, http)
+        reply = await citizen.say("mất ví, mất luôn bằng lái, giờ làm lại có phải thi không?")
+        assert "3.000348" in named_codes(reply)
