@@ -252,6 +252,22 @@ def test_hostile_requests_are_refused_politely(prod: Prod) -> None:
     assert long_message.status == 200 and "quá dài" in long_message.text
 
 
+def test_nginx_limits_the_chat_per_client_address(prod: Prod) -> None:
+    url = f"{prod.stack.public_url}/api/chat"
+    statuses = []
+    for _ in range(40):  # a burst far above nginx's 20 (quick requests: the app answers 405)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                statuses.append(response.status)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+            body = error.read()
+            if error.code == 429:
+                assert b"rate_limited" not in body  # nginx's refusal, before the app
+    assert 405 in statuses and 429 in statuses, statuses
+    assert_answered(prod.chat(new_sender(), "xin chào"))  # the webhooks are not affected
+
+
 def test_fuzz_rasa_webhook_never_fails(prod: Prod) -> None:
     url = f"{prod.stack.public_url}/webhooks/rest/webhook"
 
