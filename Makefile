@@ -57,9 +57,10 @@ run: import train
 	$(PY) scripts/stack.py
 
 # Production profile (docs/production.md): PostgreSQL + Redis, two Rasa replicas behind nginx.
-# Needs RASA_API_TOKEN in the environment; other settings come from deploy/prod.env.
+# Needs RASA_API_TOKEN in the environment; other settings come from deploy/prod.env. Listens on
+# 127.0.0.1 unless told otherwise: make run-prod PROD_ARGS="--public-host 0.0.0.0".
 run-prod: setup train
-	$(PY) scripts/prod.py --env-file deploy/prod.env
+	$(PY) scripts/prod.py --env-file deploy/prod.env $(PROD_ARGS)
 
 # Debian packages the suite and `make run-prod` need, installed when missing (a fresh machine):
 # nginx (production profile), Chromium (browser tests; a browser download is impossible here),
