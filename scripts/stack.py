@@ -217,7 +217,13 @@ class Stack:
             # The action server's interface (rasa_sdk has no option for it).
             SANIC_HOST=self.host,
         )
-        env.setdefault("SANIC_REQUEST_MAX_SIZE", str(self.max_request_bytes))
+        return env
+
+    def _child_env(self, name: str) -> dict[str, str]:
+        env = self._env()
+        if name.startswith("rasa"):
+            # Where messages enter. Not for the action server: Rasa sends it whole trackers.
+            env.setdefault("SANIC_REQUEST_MAX_SIZE", str(self.max_request_bytes))
         return env
 
     def _tracker_url(self) -> str:
@@ -264,7 +270,7 @@ class Stack:
             self.processes[name] = subprocess.Popen(
                 self.commands()[name],
                 cwd=ROOT,
-                env=self._env(),
+                env=self._child_env(name),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 umask=0o077,  # databases, logs and sockets of the children: owner only
