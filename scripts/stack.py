@@ -73,7 +73,7 @@ def ensure_rasa_api_token(path: Path = RASA_API_TOKEN_FILE) -> str:
             return token
     path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     path.parent.chmod(PRIVATE_DIR)
-    token = secrets.token_urlsafe(32)
+    token = secrets.token_hex(32)  # hex: safe in URLs, shells and command lines
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
     with os.fdopen(descriptor, "w", encoding="ascii") as file:
         file.write(token + "\n")
@@ -234,7 +234,15 @@ class Stack:
 
     def rasa_command(self, port: int, endpoints: Path, credentials: Path) -> list[str]:
         # No --cors: the widget talks to the web server only, so no foreign origin is allowed.
-        rasa = [sys.executable, *MASKED, "rasa", "run", "--enable-api", "--auth-token", self.token]
+        # "--auth-token=…": a token starting with "-" would otherwise read as an option.
+        rasa = [
+            sys.executable,
+            *MASKED,
+            "rasa",
+            "run",
+            "--enable-api",
+            f"--auth-token={self.token}",
+        ]
         rasa += ["--interface", self.host, "--port", str(port), "--model", str(self.model)]
         rasa += ["--endpoints", str(endpoints), "--credentials", str(credentials)]
         return rasa
