@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -146,3 +148,59 @@ def test_procedure_codes_amounts_and_picks_are_kept(level, code, thousands, tail
         f"hồ sơ {level}.{code:06d}.000.00.00.H12, em chọn {pick}"
     )
     assert mask_personal_data(text) == text
+
+
+# --- the tracker store every channel writes through ---------------------------------------------
+
+
+async def test_tracker_store_keeps_no_personal_data_whatever_the_channel(tmp_path) -> None:
+    import sqlite3
+
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import BotUttered, SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.production.stores import ResilientSQLTrackerStore
+
+    database = tmp_path / "tracker.sqlite3"
+    store = ResilientSQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(database))
+    raw = "CCCD 001 203 004 567, sđt 0912\u00a0345\u00a0678, hỏi thủ tục 1.001193"
+    events = []
+    for channel in ("rest", "zalo", "facebook"):
+        parse = {"text": raw, "intent": {"name": "ask_fee", "confidence": 0.9}, "entities": []}
+        events.append(UserUttered(raw, parse["intent"], parse_data=parse, input_channel=channel))
+    events += [SlotSet("procedure_code", "1.001193"), BotUttered("Mã TTHC: 1.001193")]
+    tracker = DialogueStateTracker.from_events("citizen-1", events)
+    try:
+        await store.save(tracker)
+        assert tracker.events[0].text == raw  # the turn itself still sees the original
+        with sqlite3.connect(database) as connection:
+            # Every string the events hold (numbers such as timestamps left out).
+            stored = " ".join(
+                json.dumps(_strings(json.loads(row[0])), ensure_ascii=False)
+                for row in connection.execute("SELECT data FROM events")
+            )
+        restored = await store.retrieve("citizen-1")
+    finally:
+        store.engine.dispose()
+    digits = re.sub(r"\D", "", stored)
+    assert "001203004567" not in digits and "0912345678" not in digits, stored
+    assert "1.001193" in stored  # the procedure code is kept
+    texts = [e.text for e in restored.events if isinstance(e, UserUttered)]
+    assert texts == [f"CCCD {ID_MASK}, sđt {PHONE_MASK}, hỏi thủ tục 1.001193"] * 3
+    assert [e.input_channel for e in restored.events if isinstance(e, UserUttered)] == [
+        "rest",
+        "zalo",
+        "facebook",
+    ]
+    assert [e.value for e in restored.events if isinstance(e, SlotSet)] == ["1.001193"]
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
