@@ -17,7 +17,7 @@ export HF_HUB_OFFLINE := 1
 PYTHON310 ?= $(shell for c in python3.10 /root/.pyenv/versions/3.10.*/bin/python3.10 $$HOME/.pyenv/versions/3.10.*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10; do \
 	$$c -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1 && { command -v $$c; break; }; done)
 
-.PHONY: help setup lock import train run run-prod test lint format bench eval eval-test clean browser
+.PHONY: help setup lock import train run run-prod test lint format bench eval eval-test clean browser system-packages
 
 RASA := $(VENV)/bin/rasa
 MODEL := models/tthc.tar.gz
@@ -43,8 +43,9 @@ lock: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements.in
 	$(PY) -m pip freeze --exclude-editable > requirements.lock
 
+# umask 077: files under var/ are readable by their owner only (conversations, logs, secrets).
 import: setup
-	$(PY) -m procedures_db import
+	umask 077 && $(PY) -m procedures_db import
 
 $(MODEL): $(TRAIN_INPUTS) | $(STAMP)
 	$(RASA) train --config config.yml --domain domain.yml --data data --out models --fixed-model-name tthc
@@ -57,7 +58,7 @@ RESOLVER := models/resolver.json
 RESOLVER_INPUTS := $(shell find procedures_db tests/data data/nlu -type f \( -name '*.py' -o -name '*.yml' \) 2>/dev/null)
 
 $(DB): | $(STAMP)
-	$(PY) -m procedures_db import
+	umask 077 && $(PY) -m procedures_db import
 
 $(RESOLVER): $(RESOLVER_INPUTS) | $(STAMP) $(DB)
 	$(PY) -m procedures_db.resolver train
@@ -68,13 +69,23 @@ run: import train
 	$(PY) scripts/stack.py
 
 # Production profile (docs/production.md): PostgreSQL + Redis, two Rasa replicas behind nginx.
-# Needs RASA_API_TOKEN in the environment; other settings come from deploy/prod.env.
+# Needs RASA_API_TOKEN in the environment; other settings come from deploy/prod.env. Listens on
+# 127.0.0.1 unless told otherwise: make run-prod PROD_ARGS="--public-host 0.0.0.0".
 run-prod: setup train
-	$(PY) scripts/prod.py --env-file deploy/prod.env
+	$(PY) scripts/prod.py --env-file deploy/prod.env $(PROD_ARGS)
 
-# Debian's Chromium for the browser tests (a browser download is impossible here).
-browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+# Debian packages the suite and `make run-prod` need, installed when missing (a fresh machine):
+# nginx (production profile), Chromium (browser tests; a browser download is impossible here),
+# PostgreSQL and Redis (production stores; the tests talk to the servers on their standard ports).
+SYSTEM_PACKAGES := nginx chromium postgresql redis-server
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+browser: system-packages
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -84,7 +95,7 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: setup browser train
+test: setup system-packages train
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(RASA) data validate --domain domain.yml --data data --config config.yml

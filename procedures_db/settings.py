@@ -13,11 +13,24 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = PROJECT_ROOT / "var"
+# Rasa's HTTP API token when RASA_API_TOKEN is unset: generated once by scripts/stack.py (0600).
+RASA_API_TOKEN_FILE = VAR_DIR / "secrets" / "rasa_api_token"
 
 
 def _default_data_dir() -> Path:
     # The shared data folder sits beside the project root (../shared/data/tthc).
     return PROJECT_ROOT.parent / "shared" / "data" / "tthc"
+
+
+def _rasa_api_token() -> str | None:
+    token = os.environ.get("RASA_API_TOKEN")
+    if not token and RASA_API_TOKEN_FILE.exists():
+        token = RASA_API_TOKEN_FILE.read_text(encoding="ascii").strip()
+    return token or None
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
 
 
 def _env_float(name: str, default: float) -> float:
@@ -52,6 +65,16 @@ class Settings:
     # A province's own vocabulary: YAML files named like procedures_db/vocabulary/'s, merged over
     # them (procedures_db.vocabulary). None: the shipped vocabulary only.
     vocabulary_extra_dir: Path | None = None
+    # Interface of the internal services (Rasa, action server): loopback unless the operator
+    # names a private interface (several hosts).
+    service_host: str = "127.0.0.1"
+    # Rasa's HTTP API token: RASA_API_TOKEN, else the file `make run` generates.
+    rasa_api_token: str | None = None
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For / X-Real-IP /
+    # X-Forwarded-Proto are believed; nobody else's.
+    trusted_proxies: tuple[str, ...] = ()
+    # /api/chat messages per minute per client IP (0 = no limit).
+    chat_messages_per_minute_per_ip: int = 60
 
     @property
     def is_sqlite(self) -> bool:
@@ -88,6 +111,10 @@ def load_settings() -> Settings:
             os.environ.get("RESOLVER_MODEL", str(PROJECT_ROOT / "models" / "resolver.json"))
         ),
         vocabulary_extra_dir=Path(vocabulary_extra) if vocabulary_extra else None,
+        service_host=os.environ.get("SERVICE_HOST") or "127.0.0.1",
+        rasa_api_token=_rasa_api_token(),
+        trusted_proxies=_env_list("TRUSTED_PROXIES"),
+        chat_messages_per_minute_per_ip=int(os.environ.get("CHAT_RATE_LIMIT_PER_MINUTE", "60")),
     )
 
 

@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -33,19 +32,22 @@ sys.path.insert(0, str(ROOT))
 from procedures_db.settings import get_settings  # noqa: E402
 from scripts.stack import (  # noqa: E402
     DEFAULT_MODEL,
+    LOCK_STORE_CLASS,
+    TRACKER_STORE_CLASS,
     Stack,
+    connectable,
     free_port,
-    lock_store_config,
-    tracker_store_config,
+    guarded_credentials,
+    make_private,
+    rasa_endpoints,
 )
+
+__all__ = ["LOCK_STORE_CLASS", "TRACKER_STORE_CLASS", "ProdStack", "render_nginx_site"]
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "tthc.conf.template"
-MASKED = ["-m", "bot.production.logmask"]
-TRACKER_STORE_CLASS = "bot.production.stores.ResilientSQLTrackerStore"
-LOCK_STORE_CLASS = "bot.production.stores.ResilientRedisLockStore"
-GUARDED_REST = "bot.production.channel.GuardedRestInput"
-# Rasa's own request size limit (Sanic reads SANIC_* settings from the environment).
+# Rasa's own request size limit behind nginx (which refuses public bodies over 64k itself; the
+# internal entrance allows 1m for the HTTP API).
 RASA_MAX_REQUEST_BYTES = 1_000_000
 # Sanic (Rasa, action server) keeps idle connections longer than its clients do (aiohttp 15 s,
 # nginx upstream 30 s): with Sanic's default 5 s a client reusing a connection the server is just
@@ -81,47 +83,17 @@ def render_nginx_site(public_listen: str, rasa_listen: str, rasa: list[str], web
     )
 
 
-def production_credentials(path: Path) -> Path:
-    """credentials.yml with the guarded REST channel in place of Rasa's plain `rest`."""
-    source = ROOT / "credentials.yml"
-    channels = yaml.safe_load(source.read_text(encoding="utf-8")) if source.exists() else None
-    channels = {k: v for k, v in (channels or {}).items() if k != "rest"}
-    channels[GUARDED_REST] = None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(channels, allow_unicode=True), encoding="utf-8")
-    return path
-
-
-def production_endpoints(
-    path: Path, action_url: str, tracker_url: str, lock_url: str | None, key_prefix: str = "tthc"
-) -> Path:
-    """endpoints.yml with the shared stores, through the resilient classes of bot.production."""
-    endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8")) or {}
-    endpoints["action_endpoint"] = {"url": action_url}
-    tracker = {**tracker_store_config(tracker_url), "type": TRACKER_STORE_CLASS}
-    if tracker["dialect"] == "postgresql":
-        # A database that does not answer fails in 3 s instead of blocking Rasa.
-        tracker["query"] = {"connect_timeout": "3"}
-    endpoints["tracker_store"] = tracker
-    if lock_url:
-        lock = {**lock_store_config(lock_url), "type": LOCK_STORE_CLASS, "key_prefix": key_prefix}
-        endpoints["lock_store"] = lock
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(endpoints, allow_unicode=True), encoding="utf-8")
-    return path
-
-
 def write_rasa_config(folder: Path, action_url: str, key_prefix: str = "tthc") -> tuple[Path, Path]:
     """endpoints.yml and credentials.yml of a production Rasa replica, from the settings."""
     settings = get_settings()
-    endpoints = production_endpoints(
+    endpoints = rasa_endpoints(
         folder / "endpoints.yml",
         action_url,
         settings.tracker_db_url,
         settings.lock_store_url,
         key_prefix,
     )
-    return endpoints, production_credentials(folder / "credentials.yml")
+    return endpoints, guarded_credentials(folder / "credentials.yml")
 
 
 def ensure_postgres_database(url: str) -> None:
@@ -161,18 +133,19 @@ class ProdStack(Stack):
     replicas: int = 2
     public_port: int = 8000
     replica_ports: list[int] = field(default_factory=list)
-    actions_package: str = "actions"
-    # Alphanumeric prefix of the lock keys in Redis (one per deployment sharing a Redis).
-    lock_key_prefix: str = "tthc"
+    max_request_bytes: int = RASA_MAX_REQUEST_BYTES
+    # nginx's public entrance: loopback until the operator names the interface citizens reach.
+    public_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.replica_ports:
             self.replica_ports = [free_port() for _ in range(self.replicas)]
         self.replicas = len(self.replica_ports)
 
     @property
     def public_url(self) -> str:
-        return f"http://127.0.0.1:{self.public_port}"
+        return f"http://{connectable(self.public_host)}:{self.public_port}"
 
     @property
     def nginx_dir(self) -> Path:
@@ -180,21 +153,23 @@ class ProdStack(Stack):
 
     @property
     def names(self) -> tuple[str, ...]:
-        return ("actions", *(f"rasa-{i}" for i in range(self.replicas)), "web", "nginx")
+        replicas = (f"rasa-{i}" for i in range(self.replicas))
+        return ("actions", *replicas, "web", "nginx", "retention")
 
     def _env(self) -> dict[str, str]:
         env = super()._env()
-        env.setdefault("SANIC_REQUEST_MAX_SIZE", str(RASA_MAX_REQUEST_BYTES))
         env.setdefault("SANIC_KEEP_ALIVE_TIMEOUT", str(SANIC_KEEP_ALIVE_S))
+        # nginx (on this machine) is the web server's proxy: it says who the client is.
+        env.setdefault("TRUSTED_PROXIES", "127.0.0.1")
         return env
 
     def _write_nginx_config(self, replica_ports: list[int] | None = None) -> Path:
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
         site = render_nginx_site(
-            f"127.0.0.1:{self.public_port}",
-            f"127.0.0.1:{self.rasa_port}",
-            [f"127.0.0.1:{port}" for port in replica_ports or self.replica_ports],
+            f"{self.public_host}:{self.public_port}",
+            f"{self.host}:{self.rasa_port}",
+            [f"{connectable(self.host)}:{port}" for port in replica_ports or self.replica_ports],
             f"127.0.0.1:{self.web_port}",
         )
         (self.nginx_dir / "tthc.conf").write_text(site, encoding="utf-8")
@@ -209,32 +184,19 @@ class ProdStack(Stack):
         time.sleep(1.0)  # new workers take over; old ones finish their requests
 
     def commands(self) -> dict[str, list[str]]:
-        python = sys.executable
-        folder = self.log_dir / f"rasa-config-{self.rasa_port}"
-        endpoints = production_endpoints(
-            folder / "endpoints.yml",
-            f"{self.action_url}/webhook",
-            self._tracker_url(),
-            self._lock_store_url(),
-            self.lock_key_prefix,
-        )
-        credentials = production_credentials(folder / "credentials.yml")
-        nginx_conf = self._write_nginx_config()
-        actions = ["--actions", self.actions_package, "-p", str(self.action_port)]
-        nginx = ["-p", str(self.nginx_dir), "-c", str(nginx_conf)]
-        commands = {
-            "actions": [python, *MASKED, "rasa_sdk", *actions],
-            "web": [python, *MASKED, "webapp"],
-            "nginx": [NGINX, *nginx, "-e", str(self.nginx_dir / "error.log")],
-        }
+        commands = super().commands()
+        rasa = commands.pop("rasa")
+        port_at = rasa.index("--port") + 1
         for index, port in enumerate(self.replica_ports):
-            rasa = self.rasa_command(port, endpoints, credentials)
-            commands[f"rasa-{index}"] = [rasa[0], *MASKED, *rasa[2:]]
+            commands[f"rasa-{index}"] = [*rasa[:port_at], str(port), *rasa[port_at + 1 :]]
+        nginx = ["-p", str(self.nginx_dir), "-c", str(self._write_nginx_config())]
+        commands["nginx"] = [NGINX, *nginx, "-e", str(self.nginx_dir / "error.log")]
         return commands
 
-    def health_url(self, name: str) -> str:
+    def health_url(self, name: str) -> str | None:
         if name.startswith("rasa-"):
-            return f"http://127.0.0.1:{self.replica_ports[int(name.split('-')[1])]}/"
+            port = self.replica_ports[int(name.split("-")[1])]
+            return f"http://{connectable(self.host)}:{port}/"
         if name == "nginx":
             return f"{self.public_url}/nginx-health"
         return super().health_url(name)
@@ -245,7 +207,8 @@ class ProdStack(Stack):
 
     def check_settings(self) -> None:
         """Refuse what production must never run with."""
-        if not self._env().get("RASA_API_TOKEN"):
+        # Never a generated token here: every replica and client of a deployment needs the same.
+        if not (self.env.get("RASA_API_TOKEN") or os.environ.get("RASA_API_TOKEN")):
             raise RuntimeError(
                 "RASA_API_TOKEN is not set: the production profile never runs Rasa's HTTP API "
                 "without a token. export RASA_API_TOKEN=$(python -c "
@@ -258,11 +221,7 @@ class ProdStack(Stack):
 
     def start(self, names: tuple[str, ...] | None = None) -> ProdStack:
         self.check_settings()
-        try:
-            super().start(names or self.names)
-        except BaseException:
-            self.stop()  # no orphan processes when one of them fails to start
-            raise
+        super().start(names)  # stops what it started when one of them fails
         return self
 
 
@@ -296,6 +255,9 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--public-port", type=int, default=8000, help="nginx, public entrance")
+    parser.add_argument(
+        "--public-host", default="127.0.0.1", help="interface of the public entrance (0.0.0.0: all)"
+    )
     parser.add_argument("--rasa-port", type=int, default=5005, help="nginx, internal Rasa API")
     parser.add_argument("--first-replica-port", type=int, default=5011)
     parser.add_argument("--action-port", type=int, default=5055)
@@ -315,6 +277,8 @@ def main() -> int:
         for path in write_rasa_config(args.write_rasa_config, args.action_url):
             print(f"Wrote {path}")
         return 0
+    os.umask(0o077)
+    make_private(ROOT / "var")
     # `kill` (SIGTERM) stops the children too, like Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     stack = ProdStack(
@@ -323,6 +287,7 @@ def main() -> int:
         action_port=args.action_port,
         web_port=get_settings().web_port,
         public_port=args.public_port,
+        public_host=args.public_host,
         replica_ports=[args.first_replica_port + i for i in range(args.replicas)],
     )
     try:
@@ -333,11 +298,8 @@ def main() -> int:
         stack.start()
         print(f"\nReady: {stack.public_url}/  (portal, chat, /webhooks/)", flush=True)
         print(f"Rasa (internal, load-balanced): {stack.rasa_url}  ·  logs: {stack.log_dir}")
-        while all(process.poll() is None for process in stack.processes.values()):
+        while True:  # the supervisor thread restarts children that die
             time.sleep(1)
-        dead = [name for name, p in stack.processes.items() if p.poll() is not None]
-        print(f"Stopped because {', '.join(dead)} exited; see {stack.log_dir}", file=sys.stderr)
-        return 1
     except (RuntimeError, TimeoutError, FileNotFoundError) as error:
         print(f"Cannot start the production profile: {error}", file=sys.stderr)
         return 2

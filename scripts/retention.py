@@ -5,6 +5,7 @@ newest event is older than the limit, so an active conversation is never cut in 
 batches, each in its own transaction: safe to run while Rasa serves (e.g. a daily cron job).
 
     python scripts/retention.py --days 180 [--url postgresql://...] [--dry-run]
+    python scripts/retention.py --every 86400    # daily, as `make run` starts it
 """
 
 from __future__ import annotations
@@ -80,17 +81,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=settings.tracker_retention_days)
     parser.add_argument("--url", default=settings.tracker_db_url, help="tracker store database")
     parser.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
+    parser.add_argument(
+        "--every",
+        type=float,
+        metavar="SECONDS",
+        help="run now and then every SECONDS until stopped; a failed run is retried next time",
+    )
     args = parser.parse_args(argv)
+    if args.every:
+        while True:
+            run_once(args)
+            time.sleep(args.every)
+    return run_once(args)
+
+
+def run_once(args: argparse.Namespace) -> int:
     try:
         report = delete_old_conversations(args.url, args.days, dry_run=args.dry_run)
     except (ValueError, sa.exc.SQLAlchemyError) as error:
-        print(f"retention: {error}", file=sys.stderr)
+        print(f"retention: {error}", file=sys.stderr, flush=True)
         return 1
     verb = "Would delete" if args.dry_run else "Deleted"
     where = sa.engine.make_url(args.url).render_as_string(hide_password=True)
     print(
         f"{verb} {report.conversations} conversations ({report.events} events) idle for more "
-        f"than {args.days:g} days from {where}"
+        f"than {args.days:g} days from {where}",
+        flush=True,
     )
     return 0
 

@@ -61,6 +61,7 @@ def running_stack(full_db_url: str, tmp_path_factory: pytest.TempPathFactory):
         action_port=free_port(),
         web_port=free_port(),
         log_dir=work / "logs",
+        token_file=work / "secrets" / "rasa_api_token",
         env={
             "PROCEDURES_DB_URL": full_db_url,
             "TRACKER_DB_URL": f"sqlite:///{work / 'tracker.sqlite3'}",

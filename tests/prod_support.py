@@ -107,8 +107,10 @@ def chat(base_url: str, sender: str, message: str, timeout: float = 60) -> Reply
     return post_raw(f"{base_url}/webhooks/rest/webhook", body, timeout=timeout)
 
 
-def post_raw(url: str, body: bytes, timeout: float = 60) -> Reply:
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+def post_raw(url: str, body: bytes, timeout: float = 60, headers: dict | None = None) -> Reply:
+    """POST to a Rasa webhook (a list of messages) or /api/chat ({"messages": [...]})."""
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    request = urllib.request.Request(url, body, headers)
     started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -118,6 +120,8 @@ def post_raw(url: str, body: bytes, timeout: float = 60) -> Reply:
         return Reply(
             error.code, [error.read().decode(errors="replace")], time.monotonic() - started
         )
+    if isinstance(payload, dict):
+        payload = payload.get("messages", [])
     texts = [m.get("text", "") for m in payload if isinstance(m, dict)]
     return Reply(status, texts, time.monotonic() - started)
 

@@ -36,7 +36,10 @@ def web_client(use_full_db: str):
     from webapp.app import create_app
 
     app_settings = dataclasses.replace(
-        get_settings(), rasa_url=f"http://127.0.0.1:{free_port()}", api_rate_limit_per_minute=0
+        get_settings(),
+        rasa_url=f"http://127.0.0.1:{free_port()}",
+        api_rate_limit_per_minute=0,
+        chat_messages_per_minute_per_ip=0,  # hundreds of requests from one address here
     )
     loop = asyncio.new_event_loop()
     client = TestClient(TestServer(create_app(app_settings)), loop=loop)

@@ -231,9 +231,11 @@ def test_postgres_lost_during_work_conversation_survives(prod: Prod) -> None:
 
 def test_rasa_api_needs_the_token_and_is_not_public(prod: Prod) -> None:
     sender = new_sender()
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"{prod.stack.rasa_url}/conversations/{sender}/tracker", timeout=10)
-    assert refused.value.code == 401
+    for query in ("", "?token=wrong"):
+        url = f"{prod.stack.rasa_url}/conversations/{sender}/tracker{query}"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 401
     for path in ("/model/parse", "/conversations/x/tracker", "/status"):
         reply = post_raw(f"{prod.stack.public_url}{path}", b'{"text": "hello"}')
         assert reply.status in (404, 405), (path, reply)
@@ -248,6 +250,22 @@ def test_hostile_requests_are_refused_politely(prod: Prod) -> None:
         assert post_raw(url, body).status == 400, body
     long_message = chat(prod.stack.public_url, new_sender(), "thủ tục " * 400)
     assert long_message.status == 200 and "quá dài" in long_message.text
+
+
+def test_nginx_limits_the_chat_per_client_address(prod: Prod) -> None:
+    url = f"{prod.stack.public_url}/api/chat"
+    statuses = []
+    for _ in range(40):  # a burst far above nginx's 20 (quick requests: the app answers 405)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                statuses.append(response.status)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+            body = error.read()
+            if error.code == 429:
+                assert b"rate_limited" not in body  # nginx's refusal, before the app
+    assert 405 in statuses and 429 in statuses, statuses
+    assert_answered(prod.chat(new_sender(), "xin chào"))  # the webhooks are not affected
 
 
 def test_fuzz_rasa_webhook_never_fails(prod: Prod) -> None:
@@ -288,6 +306,28 @@ def test_personal_data_masked_in_logs(prod: Prod) -> None:
     logs = prod.rasa_logs()
     assert "Turn of [số điện thoại] answered with the apology" in logs
     assert phone_sender not in logs
+
+
+def test_supervisor_brings_back_killed_action_server_and_replica(prod: Prod) -> None:
+    sender = new_sender()
+    assert_answered(prod.chat(sender, PROCEDURE_QUESTION))
+    code = prod.slots(sender)["procedure_code"]
+    for name in ("actions", "rasa-0"):
+        old = prod.stack.processes[name]
+        os.kill(old.pid, signal.SIGKILL)  # a crash, not an operator's stop
+        prod.stack.wait_restarted(name, old)
+        assert_about(prod.chat(sender, "lệ phí bao nhiêu"), code)
+    # Both replicas serve the conversation again (round robin), which continues.
+    served_before = len(prod.upstreams())
+    for message in ("nộp ở đâu", "mất bao lâu", "lệ phí bao nhiêu", "nộp ở đâu"):
+        assert_about(prod.chat(sender, message), code)
+    replicas = {f"127.0.0.1:{port}" for port in prod.stack.replica_ports}
+    assert set(prod.upstreams()[served_before:]) == replicas
+    assert prod.slots(sender)["procedure_code"] == code
+    log = (prod.stack.log_dir / f"supervisor-{prod.stack.rasa_port}.log").read_text()
+    for name in ("actions", "rasa-0"):
+        assert re.search(rf"{name} \(pid \d+\) exited with -9; restart in \d+ s", log), log
+        assert re.search(rf"{name} restarted \(pid \d+\)", log), log
 
 
 def test_replica_killed_mid_conversation_other_replica_continues(prod: Prod) -> None:

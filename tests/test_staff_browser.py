@@ -167,10 +167,11 @@ UNANSWERABLE = [
 ]
 
 
-async def _unanswerable_message(session: aiohttp.ClientSession, rasa_url: str) -> str:
+async def _unanswerable_message(session: aiohttp.ClientSession, rasa_url: str, token: str) -> str:
     """The first of a few unrelated messages that the trained NLU does not map to a question."""
     for text in UNANSWERABLE:
-        async with session.post(f"{rasa_url}/model/parse", json={"text": text}) as response:
+        parse = f"{rasa_url}/model/parse?token={token}"  # Rasa's HTTP API needs its token
+        async with session.post(parse, json={"text": text}) as response:
             intent = (await response.json())["intent"]["name"]
         if intent in ("nlu_fallback", "out_of_scope"):
             return text
@@ -182,7 +183,7 @@ async def test_unanswered_page_lists_a_message_sent_through_the_bot(
 ):
     sender = f"staff-browser-{uuid.uuid4().hex}"
     async with aiohttp.ClientSession() as session:
-        text = await _unanswerable_message(session, running_stack.rasa_url)
+        text = await _unanswerable_message(session, running_stack.rasa_url, running_stack.token)
         webhook = f"{running_stack.rasa_url}/webhooks/rest/webhook"
         async with session.post(webhook, json={"sender": sender, "message": text}) as response:
             assert response.status == 200

@@ -17,6 +17,7 @@ from functools import partial
 from aiohttp import web
 
 from procedures_db.db import get_engine
+from webapp.clientip import client_ip
 from webapp.lookup import (
     LookupUnavailable,
     ParamError,
@@ -99,7 +100,7 @@ def public_endpoint(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
         limiter = request.app.get(LIMITER_KEY)
-        wait_s = limiter.allow(request.remote or "unknown") if limiter else 0.0
+        wait_s = limiter.allow(client_ip(request)) if limiter else 0.0
         if wait_s:
             return error_response(
                 429,

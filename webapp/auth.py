@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
@@ -26,7 +27,13 @@ from procedures_db.models import StaffAccount, StaffSession
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SESSION_LIFETIME = timedelta(hours=10)  # one working shift, then sign in again
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = 12
+# Longer passwords are refused at creation and at sign-in alike, never cut: a password that was
+# accepted always signs in.
+MAX_PASSWORD_LENGTH = 256
+COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent / "data" / "common_passwords.txt"
+# Digits and punctuation people pad a weak password with ("Password1234!").
+_PADDING = re.compile(r"^[\W\d_]+|[\W\d_]+$")
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 
 
@@ -76,14 +83,42 @@ def normalize_username(username: str) -> str:
     return username.strip().lower()
 
 
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and line[0] != "#")
+
+
+def is_common_password(password: str) -> bool:
+    """In the shipped list (also once padding digits/punctuation are removed), only digits and
+    punctuation, or one character repeated."""
+    lowered = password.strip().lower()
+    core = _PADDING.sub("", lowered)
+    return not core or len(set(lowered)) == 1 or {lowered, core} & common_passwords() != set()
+
+
+def password_problem(username: str, password: str) -> str | None:
+    """Why `password` is not acceptable for the account `username` (None: it is)."""
+    if len(password.strip()) < MIN_PASSWORD_LENGTH:
+        return f"Mật khẩu phải có ít nhất {MIN_PASSWORD_LENGTH} ký tự (không tính khoảng trắng)."
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"Mật khẩu dài tối đa {MAX_PASSWORD_LENGTH} ký tự."
+    if normalize_username(username) in password.lower():  # also "Tong.Dai-01!!"
+        return "Mật khẩu không được chứa tên đăng nhập."
+    if is_common_password(password):
+        return "Mật khẩu quá phổ biến, dễ bị đoán. Hãy chọn một cụm từ riêng của bạn."
+    return None
+
+
 def validate_new_account(username: str, password: str) -> str:
     name = normalize_username(username)
     if not USERNAME_PATTERN.match(name):
         raise AccountError(
             "Tên đăng nhập: 3-64 ký tự, chữ thường không dấu, số, dấu chấm, gạch ngang/dưới."
         )
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"Mật khẩu phải có ít nhất {MIN_PASSWORD_LENGTH} ký tự.")
+    problem = password_problem(name, password)
+    if problem:
+        raise AccountError(problem)
     return name
 
 
@@ -115,6 +150,8 @@ def delete_account(username: str, *, engine: Engine) -> bool:
 
 def authenticate(username: str, password: str, *, engine: Engine) -> int | None:
     """The account id when the password is right, else None."""
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return None  # no account has such a password (refused at creation), nothing to hash
     with session_scope(engine) as session:
         account = session.execute(
             select(StaffAccount.id, StaffAccount.password_hash).where(

@@ -22,6 +22,8 @@ import aiohttp
 from aiohttp import web
 
 from procedures_db.profile import load_profile_or_default, outage_apology
+from webapp.api import RateLimiter
+from webapp.clientip import client_ip
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ WIDGET_GREETING = (
 )
 
 HTTP_SESSION = web.AppKey("portal_http_session", aiohttp.ClientSession)
+# Per client IP (the sender id is chosen by the client, so it cannot be the key here).
+CHAT_LIMITER = web.AppKey("chat_rate_limiter", RateLimiter)
+CHAT_RATE_LIMITED = "Bạn gửi tin nhắn quá nhanh. Vui lòng đợi một chút rồi gửi tiếp."
 
 
 class ChatInputError(Exception):
@@ -60,6 +65,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/chat", chat)
     app.router.add_route("OPTIONS", "/api/chat", chat_preflight)
     app.cleanup_ctx.append(_http_session)
+    per_minute = app["settings"].chat_messages_per_minute_per_ip
+    if per_minute > 0:
+        app[CHAT_LIMITER] = RateLimiter(per_minute)
 
 
 async def _http_session(app: web.Application) -> AsyncIterator[None]:
@@ -113,6 +121,12 @@ def _portal_template() -> Template:
 
 async def chat(request: web.Request) -> web.Response:
     cors = _cors_headers(request)
+    limiter = request.app.get(CHAT_LIMITER)
+    wait_s = limiter.allow(client_ip(request)) if limiter else 0.0
+    if wait_s:
+        headers = {**cors, "Retry-After": str(int(wait_s) + 1)}
+        body = {"error": "rate_limited", "message": CHAT_RATE_LIMITED}
+        return _json_response(body, status=429, headers=headers)
     try:
         sender, message = _parse_chat_request(await _read_body(request))
     except ChatInputError as error:
@@ -164,7 +178,8 @@ async def _read_body(request: web.Request) -> bytes:
 def _parse_chat_request(body: bytes) -> tuple[str, str]:
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        # RecursionError: thousands of nested arrays, which no chat request contains.
         raise ChatInputError(400, "invalid_json", "Yêu cầu không phải JSON hợp lệ.") from error
     if not isinstance(data, dict):
         raise ChatInputError(

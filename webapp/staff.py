@@ -23,6 +23,7 @@ from procedures_db.db import get_engine
 from procedures_db.profile import load_profile
 from webapp import auth
 from webapp.api import error_response, json_errors, json_response
+from webapp.clientip import client_ip, is_https
 from webapp.lookup import (
     LEVEL_LABELS,
     MAX_QUERY_LENGTH,
@@ -122,7 +123,7 @@ def _set_cookie(request: web.Request, response: web.StreamResponse, name: str, v
         path=COOKIE_PATH,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=is_https(request),
         max_age=int(auth.SESSION_LIFETIME.total_seconds()),
     )
 
@@ -197,8 +198,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if not auth.tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf_token")):
         return retry(message="Phiên đăng nhập đã hết hạn, vui lòng thử lại.", status=403)
     username = auth.normalize_username(str(form.get("username", "")))[:64]
-    password = str(form.get("password", ""))[:256]
-    ip_key, user_key = request.remote or "unknown", username
+    password = str(form.get("password", ""))  # never cut: auth refuses over-long ones
+    ip_key, user_key = client_ip(request), username
     users, ips = request.app[USER_LIMITER], request.app[IP_LIMITER]
     wait_s = max(users.retry_after(user_key), ips.retry_after(ip_key))
     if wait_s:

@@ -1,4 +1,9 @@
-"""Tracker and lock stores that survive their database being down at start or during work.
+"""Tracker and lock stores that survive their database being down at start or during work, and
+keep no personal data.
+
+Every event is stored with its text masked (`procedures_db.privacy.mask_value`: ID numbers, phone
+numbers, e-mail addresses), whatever channel it came from. The turn being handled still sees the
+original text (NLU, a typed pick, a procedure code); only what reaches the database is masked.
 
 Rasa's own SQLTrackerStore, when PostgreSQL is down, logs "Could not create tables" at start and
 then, wrapped in Rasa's FailSafeTrackerStore, answers from an empty in-memory conversation. These
@@ -12,16 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from rasa.core.lock_store import RedisLockStore
 from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
+from rasa.shared.core.events import Event
 from rasa.utils.endpoints import EndpointConfig
 from redis.exceptions import RedisError
 
 from bot.production.guard import STORE_FAILURE, record_failure, turn_failed
+from procedures_db.privacy import mask_value
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +65,8 @@ class Outage:
 
 
 class ResilientSQLTrackerStore(SQLTrackerStore):
-    """SQLTrackerStore with pre-ping, retries, lazy schema creation and outage logging."""
+    """SQLTrackerStore with pre-ping, retries, lazy schema creation, outage logging and
+    personal data masked before it is written."""
 
     def __init__(self, domain: Any = None, **kwargs: Any) -> None:
         super().__init__(domain=domain, **kwargs)
@@ -97,6 +105,10 @@ class ResilientSQLTrackerStore(SQLTrackerStore):
             else:
                 self.outage.succeeded()
                 return result
+
+    def _additional_events(self, session: Any, tracker: Any) -> Iterator[Event]:
+        for event in super()._additional_events(session, tracker):
+            yield Event.from_parameters(mask_value(event.as_dict()))
 
     async def retrieve(self, sender_id: str) -> Any:
         parent = super()
