@@ -8,6 +8,7 @@ give the hotline), or say what it can help with.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -35,14 +36,24 @@ async def resolved(tracker: Tracker, *, offer_list: bool) -> Target | None:
     return None
 
 
-class ActionFallback(Action):
-    def name(self) -> str:
-        return "action_fallback"
+class ResolverFirst(Action, ABC):
+    """An action whose `reply` runs guarded: any unexpected error still answers the citizen
+    (abstract: rasa_sdk registers only its subclasses)."""
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         return await guarded(dispatcher, self.reply(dispatcher, tracker))
+
+    @abstractmethod
+    async def reply(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[dict[str, Any]]: ...
+
+
+class ActionFallback(ResolverFirst):
+    def name(self) -> str:
+        return "action_fallback"
 
     async def reply(
         self, dispatcher: CollectingDispatcher, tracker: Tracker
@@ -64,16 +75,11 @@ class ActionFallback(Action):
         return [SlotSet(FALLBACK_COUNT_SLOT, 0.0)]
 
 
-class ActionOutOfScope(Action):
+class ActionOutOfScope(ResolverFirst):
     """Out of scope for the classifier; answered when the resolver is sure it is a procedure."""
 
     def name(self) -> str:
         return "action_out_of_scope"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        return await guarded(dispatcher, self.reply(dispatcher, tracker))
 
     async def reply(
         self, dispatcher: CollectingDispatcher, tracker: Tracker

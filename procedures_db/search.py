@@ -42,10 +42,11 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from dataclasses import field as dataclass_field
 from functools import lru_cache
+from typing import Generic, TypeVar
 
 import numpy as np
 from rapidfuzz import process
@@ -57,6 +58,7 @@ from procedures_db.text import canonical, fold_accents, nfc
 from procedures_db.vocabulary import load_vocabulary
 
 VERSION_CHECK_INTERVAL_S = 1.0
+T = TypeVar("T")
 
 _FIELD_FACTOR = 0.25  # a query word found only in the procedure's field
 _BIGRAM_FACTOR = 0.5  # a word pair counts half its own IDF
@@ -669,14 +671,49 @@ def build_index(rows: Iterable[IndexRow]) -> _Index:
 
 
 @dataclass
-class _CacheEntry:
-    index: _Index
+class _CacheEntry(Generic[T]):
+    value: T
     version: tuple
     checked_at: float
 
 
-_cache: weakref.WeakKeyDictionary[Engine, _CacheEntry] = weakref.WeakKeyDictionary()
-_cache_lock = threading.Lock()
+class EngineCache(Generic[T]):
+    """Per engine, a value built from the database (an index), rebuilt when the data version
+    changes; the version is checked at most every `VERSION_CHECK_INTERVAL_S` seconds."""
+
+    def __init__(self, build: Callable[[Engine], T]) -> None:
+        self._build = build
+        self._entries: weakref.WeakKeyDictionary[Engine, _CacheEntry[T]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def _fresh(self, entry: _CacheEntry[T] | None, now: float) -> bool:
+        return entry is not None and now - entry.checked_at < VERSION_CHECK_INTERVAL_S
+
+    def get(self, engine: Engine) -> T:
+        now = time.monotonic()
+        entry = self._entries.get(engine)
+        if self._fresh(entry, now):
+            return entry.value
+        with self._lock:
+            entry = self._entries.get(engine)
+            if self._fresh(entry, now):
+                return entry.value
+            version = _data_version(engine)
+            if entry is None or entry.version != version:
+                entry = _CacheEntry(self._build(engine), version, now)
+            else:
+                entry.checked_at = now
+            self._entries[engine] = entry
+            return entry.value
+
+    def invalidate(self, engine: Engine | None = None) -> None:
+        with self._lock:
+            if engine is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(engine, None)
 
 
 def _data_version(engine: Engine) -> tuple:
@@ -706,35 +743,26 @@ def _load_rows(engine: Engine) -> list[IndexRow]:
         ]
 
 
+_indexes: EngineCache[_Index] = EngineCache(lambda engine: build_index(_load_rows(engine)))
+
+
 def _index_for(engine: Engine) -> _Index:
-    now = time.monotonic()
-    entry = _cache.get(engine)
-    if entry is not None and now - entry.checked_at < VERSION_CHECK_INTERVAL_S:
-        return entry.index
-    with _cache_lock:
-        entry = _cache.get(engine)
-        if entry is not None and now - entry.checked_at < VERSION_CHECK_INTERVAL_S:
-            return entry.index
-        version = _data_version(engine)
-        if entry is None or entry.version != version:
-            entry = _CacheEntry(build_index(_load_rows(engine)), version, now)
-        else:
-            entry.checked_at = now
-        _cache[engine] = entry
-        return entry.index
+    return _indexes.get(engine)
 
 
 def invalidate_index(engine: Engine | None = None) -> None:
     """Forget the cached index (all engines when None); the next search rebuilds it."""
-    with _cache_lock:
-        if engine is None:
-            _cache.clear()
-        else:
-            _cache.pop(engine, None)
+    _indexes.invalidate(engine)
 
 
 # ---------------------------------------------------------------------------------------------
 # Public API
+
+
+def _engine(engine: Engine | None) -> Engine:
+    from procedures_db.db import get_engine
+
+    return engine if engine is not None else get_engine()
 
 
 def name_search(
@@ -755,11 +783,7 @@ def name_search(
     """
     if limit < 1:
         return []
-    if engine is None:
-        from procedures_db.db import get_engine
-
-        engine = get_engine()
-    return _index_for(engine).search(query or "", limit, field, level, online_level)
+    return _index_for(_engine(engine)).search(query or "", limit, field, level, online_level)
 
 
 def search(
@@ -781,10 +805,7 @@ def search(
         return []
     from procedures_db import resolver
 
-    if engine is None:
-        from procedures_db.db import get_engine
-
-        engine = get_engine()
+    engine = _engine(engine)
     indexes = resolver.indexes_for(engine)
     allowed = indexes.names.mask(field, level, online_level)
     resolution = resolver.resolve(query or "", limit=limit, engine=engine, allowed=allowed)

@@ -18,9 +18,6 @@ names, and wins or loses on probability.
 from __future__ import annotations
 
 import enum
-import threading
-import time
-import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -41,9 +38,8 @@ from procedures_db.resolver.features import (
 from procedures_db.resolver.model import RankingModel
 from procedures_db.resolver.records import RecordIndex, RecordText
 from procedures_db.search import (
-    VERSION_CHECK_INTERVAL_S,
+    EngineCache,
     IndexRow,
-    _data_version,
     _Index,
     _title_parts,
     build_index,
@@ -115,17 +111,6 @@ class Indexes:
     family: list[str]  # per procedure: its name without level suffix, folded
 
 
-@dataclass
-class _Entry:
-    indexes: Indexes
-    version: tuple
-    checked_at: float
-
-
-_cache: weakref.WeakKeyDictionary[Engine, _Entry] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
-
-
 def _clip(text: str | None, words: int) -> str:
     return " ".join((text or "").split()[:words])
 
@@ -170,30 +155,16 @@ def build_indexes(records: list[RecordText]) -> Indexes:
     )
 
 
+_indexes: EngineCache[Indexes] = EngineCache(lambda engine: build_indexes(load_records(engine)))
+
+
 def indexes_for(engine: Engine) -> Indexes:
-    now = time.monotonic()
-    entry = _cache.get(engine)
-    if entry is not None and now - entry.checked_at < VERSION_CHECK_INTERVAL_S:
-        return entry.indexes
-    with _lock:
-        entry = _cache.get(engine)
-        if entry is not None and now - entry.checked_at < VERSION_CHECK_INTERVAL_S:
-            return entry.indexes
-        version = _data_version(engine)
-        if entry is None or entry.version != version:
-            entry = _Entry(build_indexes(load_records(engine)), version, now)
-        else:
-            entry.checked_at = now
-        _cache[engine] = entry
-        return entry.indexes
+    """The name and record indexes of a database, cached like the name index."""
+    return _indexes.get(engine)
 
 
 def invalidate(engine: Engine | None = None) -> None:
-    with _lock:
-        if engine is None:
-            _cache.clear()
-        else:
-            _cache.pop(engine, None)
+    _indexes.invalidate(engine)
 
 
 # ---------------------------------------------------------------------------------------------
