@@ -37,7 +37,7 @@ from actions.disambiguation import (
     offer,
     picked_code,
 )
-from actions.formatting import procedure_answer
+from actions.formatting import buttons_for, procedure_answer, wants_full
 from actions.questions import (
     Fact,
     asks_same_again,
@@ -47,7 +47,7 @@ from actions.questions import (
     procedure_phrase,
     procedure_words,
 )
-from procedures_db.profile import ProvinceProfile, contact_hint
+from procedures_db.profile import ProvinceProfile, contact_hint, outage_apology
 from procedures_db.search import SearchHit, has_clear_winner
 from procedures_db.text import tokens
 
@@ -175,11 +175,7 @@ async def guarded(
 
 
 async def apologize(dispatcher: CollectingDispatcher) -> list[dict[str, Any]]:
-    profile = await contact_profile()
-    dispatcher.utter_message(
-        text="Xin lỗi, hệ thống tra cứu thủ tục đang gặp sự cố nên tôi chưa trả lời được. "
-        + contact_hint(profile)
-    )
+    dispatcher.utter_message(text=outage_apology(await contact_profile()))
     return []
 
 
@@ -203,10 +199,15 @@ async def answer_code(
             text=f"Không tìm thấy thủ tục có mã {code} trong cơ sở dữ liệu. {contact_hint(profile)}"
         )
         return [SlotSet(CANDIDATES_SLOT, None)]
-    level_scale = mentions_level_number(text)
-    dispatcher.utter_message(
-        text=procedure_answer(details, facts, profile, level_scale=level_scale)
+    reply = procedure_answer(
+        details,
+        facts,
+        profile,
+        level_scale=mentions_level_number(text),
+        question=text,
+        full_documents=wants_full(text),
     )
+    dispatcher.utter_message(text=reply.text, buttons=buttons_for(reply, details.code))
     return answered(details.code, facts)
 
 

@@ -10,6 +10,7 @@ from openapi_spec_validator import validate_spec
 from sqlalchemy import select
 
 from procedures_db import search
+from procedures_db.answers.text import method_summary
 from procedures_db.db import get_engine
 from procedures_db.facts import LEVEL_LABELS, NOTHING_MORE, ONLINE_LABELS, UNKNOWN, clean
 from procedures_db.models import SubmissionMethod
@@ -17,7 +18,7 @@ from procedures_db.text import canonical
 from tests.staff_support import app_settings
 from webapp.api import RateLimiter
 from webapp.app import create_app
-from webapp.lookup import MAX_LIMIT, method_summary
+from webapp.lookup import MAX_LIMIT
 
 LICENCE_EXCHANGE = "3.000347"  # Đổi giấy phép lái xe
 LICENCE_FIELD = "Sát hạch, cấp giấy phép lái xe"
