@@ -73,9 +73,12 @@ def _section(case_name: str | None) -> str | None:
     return None
 
 
-def _kind(name: str, document: Any) -> str:
+def _kind(name: str, document: Any, strict: bool = True) -> str:
+    """form, paper, special or note. `strict`: an entry without a quantity is a note (some
+    records give no quantities at all: then only the wording decides)."""
     folded = _folded(name)
-    if folded.startswith(_NOTE_STARTS) or not (document.originals or document.copies):
+    unquantified = strict and not (document.originals or document.copies)
+    if folded.startswith(_NOTE_STARTS) or unquantified:
         return "note" if not document.form_name else "form"
     if folded.startswith(_SPECIAL_STARTS) or any(cue in folded for cue in _SPECIAL_INSIDE):
         return "special"
@@ -93,6 +96,11 @@ def _case_title(case: str) -> str:
 
 
 def plan_documents(documents: list[Any]) -> DocumentPlan:
+    plan = _plan(documents, strict=True)
+    return plan if plan.papers or plan.cases else _plan(documents, strict=False)
+
+
+def _plan(documents: list[Any], strict: bool) -> DocumentPlan:
     plan = DocumentPlan()
     per_case: dict[str, list[tuple[str, Any]]] = {}
     for document in documents:
@@ -103,7 +111,7 @@ def plan_documents(documents: list[Any]) -> DocumentPlan:
         if section is None:
             per_case.setdefault(_case_title(document.case_name), []).append((name, document))
             continue
-        kind = "note" if section == "note" else _kind(name, document)
+        kind = "note" if section == "note" else _kind(name, document, strict)
         _place(plan, kind, section, name, document)
     _split_cases(plan, per_case)
     return plan

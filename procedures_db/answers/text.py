@@ -46,7 +46,7 @@ FACT_LABELS = {
 }
 LEVEL_SCALE_NOTE = "(Theo cách gọi cũ: mức độ 4 ≈ toàn trình, mức độ 3 ≈ một phần.)"
 NAME_LIMIT = 110
-FIRST_ITEMS = 5  # documents in the first reply: with the header, about one phone screen
+FIRST_ITEMS = 7  # item lines of the first documents reply: with the header, one phone screen
 ITEM_LIMIT = 75
 MAX_STEPS = 4
 MORE_DOCUMENTS = "Xem đầy đủ hồ sơ"
@@ -122,10 +122,10 @@ def _paper_line(index: int, paper: Paper, limit: int) -> str:
 
 def _rest(plan: DocumentPlan, shown: int) -> str:
     parts = []
-    left = len(plan.papers) - shown
+    left = len(plan.papers or plan.special) - shown
     if left > 0:
         parts.append(f"{left} giấy tờ khác")
-    if plan.special:
+    if plan.special and plan.papers:
         parts.append(f"{len(plan.special)} giấy tờ cho trường hợp riêng")
     if plan.notes:
         parts.append(f"{len(plan.notes)} lưu ý")
@@ -134,16 +134,16 @@ def _rest(plan: DocumentPlan, shown: int) -> str:
 
 def documents_first(plan: DocumentPlan) -> tuple[list[str], bool]:
     """Papers first, at most FIRST_ITEMS short lines; the rest counted (lines, more to show)."""
-    lines: list[str] = []
-    papers = plan.papers[:FIRST_ITEMS]
-    lines += [_paper_line(i, p, ITEM_LIMIT) for i, p in enumerate(papers, start=1)]
-    if plan.cases:
-        cases = list(plan.cases)
+    cases = list(plan.cases)
+    # Without common papers, the special-case papers are what there is to bring.
+    papers = (plan.papers or plan.special)[: FIRST_ITEMS - (3 if cases else 0)]
+    lines = [_paper_line(i, p, ITEM_LIMIT) for i, p in enumerate(papers, start=1)]
+    if cases:
+        room = FIRST_ITEMS - len(papers) - 1
         lines.append(f"Tùy trường hợp ({len(cases)}):")
-        room = max(2, FIRST_ITEMS + 1 - len(papers))
         lines += [f"- {trim(case, ITEM_LIMIT - 10)}" for case in cases[:room]]
         if len(cases) > room:
-            lines.append(f"- … và {len(cases) - room} trường hợp khác")
+            lines[-1] = f"- … và {len(cases) - room + 1} trường hợp khác"
     rest = _rest(plan, len(papers))
     if rest:
         lines.append(f"Còn: {rest} — bấm «{MORE_DOCUMENTS}».")
