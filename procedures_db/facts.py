@@ -128,7 +128,8 @@ def method_time(method: Any, context: str | None = None) -> str | None:
 # --- fees valid for a period ("Kể từ ngày 01/12/2023 đến hết ngày 31/12/2025, ... 115.000") ---
 _DATE = r"(\d{1,2})/(\d{1,2})/(\d{4})"
 _UNTIL_RE = re.compile(rf"(?:đến|tới)\s+(?:hết\s+)?(?:ngày\s+)?{_DATE}", re.IGNORECASE)
-_CLAUSE_SPLIT = re.compile(r"\n|;|\s-\s|\.\s+-|\(")
+# Clauses: lines, list items, sentences, brackets (a period belongs to its own clause).
+_CLAUSE_SPLIT = re.compile(r"\n|;|\s-\s|\.\s+-|\(|(?<=\.)\s+(?=[A-ZĐ])")
 EXPIRED_MARK = " (đã hết hạn, không còn áp dụng)"
 
 
@@ -210,4 +211,7 @@ def method_fee(method: Any, *, short: bool = False, on: date | None = None) -> s
     text = ". ".join(filter(None, [cell, explanation and trim(explanation, NOTE_LIMIT)]))
     if any(not _shows(text, amount) for amount in amounts):
         text = f"{text} (mức thu: {stated})" if text else stated
+    cut_off = [format_vnd(a) for a in gone if _shows(text, a)]
+    if cut_off and EXPIRED_MARK not in text:  # the note was trimmed before its end date
+        text += f" (mức {'; '.join(cut_off)}: đã hết hạn, không còn áp dụng)"
     return text or None

@@ -6,14 +6,8 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from procedures_db.facts import (
-    ONLINE_LABELS,
-    clean,
-    method_fee,
-    method_label,
-    method_time,
-    today,
-)
+from procedures_db import facts
+from procedures_db.facts import ONLINE_LABELS, clean, method_fee, method_label, method_time
 from procedures_db.models import Method, OnlineLevel
 
 ONLINE_PLAIN = {
@@ -45,13 +39,13 @@ def time_summary(details: Any) -> str | None:
 
 
 def fee_summary(details: Any, on: date | None = None) -> str | None:
-    on = on or today()
+    on = on or facts.today()
     return _grouped(details, lambda m: method_fee(m, short=True, on=on))
 
 
 def fee_detail(details: Any, on: date | None = None) -> str | None:
     """The fee with its notes (validity periods marked), per method when they differ."""
-    on = on or today()
+    on = on or facts.today()
     return _grouped(details, lambda m: method_fee(m, on=on))
 
 
