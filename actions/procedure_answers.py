@@ -226,7 +226,7 @@ async def respond(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[di
     # Keep the question: the next message may only name (or pick) the procedure.
     pending = [fact.value for fact in facts]
     if target.hits:
-        return offer(dispatcher, target.hits, pending)
+        return await offer(dispatcher, target.hits, pending)
     if target.ask_which:
         dispatcher.utter_message(text=f"Bạn muốn hỏi về thủ tục nào? {EXAMPLES}")
         return [SlotSet(PENDING_FACTS_SLOT, pending)]

@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,10 +19,11 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import lookup
-from actions.disambiguation import choose_payload
+from actions.disambiguation import choose_payload, offer
 from actions.fallback import ActionFallback
 from actions.human_handoff import ActionHumanHandoff
 from actions.procedure_answers import ActionAnswerProcedure
+from procedures_db.queries import get_procedure
 from procedures_db.settings import PROJECT_ROOT, get_settings
 
 DOMAIN = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
@@ -319,10 +321,49 @@ async def disambiguate(chat: Chat) -> str:
     reply = await chat.say(
         "xin lý lịch tư pháp mất bao lâu", "ask_processing_time", procedure="lý lịch tư pháp"
     )
-    assert "1. " in reply and "2. " in reply
-    assert 2 <= len(chat.buttons) <= 5
+    assert 2 <= len(chat.buttons) <= 4
+    assert "\n1. " not in reply  # buttons, not numbered text too (Zalo numbers the buttons)
     assert "Mã TTHC" not in reply
     return reply
+
+
+def hits(*codes: str) -> list[SimpleNamespace]:
+    """Ranked candidates as the resolver hands them to `offer` (names from the records)."""
+    return [
+        SimpleNamespace(code=code, name=get_procedure(code).name, score=1.0 - i / 100)
+        for i, code in enumerate(codes)
+    ]
+
+
+async def test_close_candidates_that_agree_are_answered_once(use_full_db: str) -> None:
+    dispatcher = CollectingDispatcher()
+    ids = ("1.014061", "1.014062", "1.014063", "1.014064")  # the four căn cước procedures
+    events = await offer(dispatcher, hits(*ids), ["time"])
+    [message] = dispatcher.messages
+    lines = message["text"].splitlines()
+    assert lines[0] == "Thời gian giải quyết: 7 ngày làm việc — như nhau cho cả 4 thủ tục:"
+    assert all(f"(mã {code})" in message["text"] for code in ids)
+    assert not any(line.startswith("1.") for line in lines)  # buttons, not numbers too
+    assert [b["payload"] for b in message["buttons"]] == [choose_payload(c) for c in ids]
+    assert events[1]["value"] == ["time"]  # the question waits for the pick
+
+
+async def test_close_candidates_that_differ_get_one_line_each(use_full_db: str) -> None:
+    dispatcher = CollectingDispatcher()
+    await offer(dispatcher, hits("1.005126", "1.013225"), ["fee"])
+    lines = dispatcher.messages[0]["text"].splitlines()
+    assert lines[0] == "Phí, lệ phí của các thủ tục gần với câu hỏi của bạn:"
+    assert lines[1].endswith("(mã 1.005126): Miễn phí")
+    assert lines[2].endswith("(mã 1.013225): Theo quy định của Hội đồng nhân dân cấp tỉnh")
+
+
+async def test_a_fact_that_cannot_be_compared_gives_the_plain_list(use_full_db: str) -> None:
+    dispatcher = CollectingDispatcher()
+    await offer(dispatcher, hits("1.014061", "1.014062", "1.014063", "1.014064", "1.004222"),
+                ["documents"])  # fmt: skip
+    text = dispatcher.messages[0]["text"]
+    assert text.startswith("Có một số thủ tục gần với câu hỏi của bạn.")
+    assert len(dispatcher.messages[0]["buttons"]) == 4  # at most four
 
 
 async def test_disambiguation_then_button(use_full_db: str) -> None:
