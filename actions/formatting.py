@@ -1,6 +1,7 @@
 """Channel shaping of the answers worded in `procedures_db.answers` (the only wording owner).
 
-Here: the Rasa-side extras of a reply, i.e. the buttons that ask for the rest of a long answer.
+Here: the Rasa-side extras of a reply: the button that asks for the rest of a long answer and
+the one-tap rating buttons (Zalo's connector turns buttons into numbered replies).
 """
 
 from __future__ import annotations
@@ -15,9 +16,20 @@ from procedures_db.facts import trim
 from procedures_db.profile import ProvinceProfile
 from procedures_db.queries import ProcedureDetails
 
-__all__ = ["FULL_DOCUMENTS_INTENT", "buttons_for", "procedure_answer", "trim", "wants_full"]
+__all__ = [
+    "FULL_DOCUMENTS_INTENT",
+    "HELPFUL",
+    "WRONG",
+    "buttons_for",
+    "procedure_answer",
+    "trim",
+    "wants_full",
+]
 
 FULL_DOCUMENTS_INTENT = "ask_documents"
+FEEDBACK_INTENT = "feedback"
+HELPFUL, WRONG = "helpful", "wrong"
+FEEDBACK_TITLES = {HELPFUL: "Hữu ích", WRONG: "Chưa đúng"}
 
 
 def full_documents_payload(code: str) -> str:
@@ -49,7 +61,18 @@ def procedure_answer(
     )
 
 
+def feedback_payload(code: str, rating: str) -> str:
+    entities = json.dumps({"procedure_code": code, "rating": rating}, separators=(",", ":"))
+    return f"/{FEEDBACK_INTENT}{entities}"
+
+
 def buttons_for(reply: Reply, code: str) -> list[dict[str, Any]]:
+    """ "Xem đầy đủ hồ sơ" when there is more, then the one-tap rating of the answer."""
+    buttons = []
     if reply.more == "documents":
-        return [{"title": MORE_DOCUMENTS, "payload": full_documents_payload(code)}]
-    return []
+        buttons.append({"title": MORE_DOCUMENTS, "payload": full_documents_payload(code)})
+    buttons += [
+        {"title": title, "payload": feedback_payload(code, rating)}
+        for rating, title in FEEDBACK_TITLES.items()
+    ]
+    return buttons

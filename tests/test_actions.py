@@ -21,13 +21,17 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import lookup
 from actions.disambiguation import choose_payload, offer
 from actions.fallback import ActionFallback
+from actions.feedback import ActionFeedback
 from actions.human_handoff import ActionHumanHandoff
 from actions.procedure_answers import ActionAnswerProcedure
 from procedures_db.queries import get_procedure
 from procedures_db.settings import PROJECT_ROOT, get_settings
 
 DOMAIN = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
-ACTIONS = {a.name(): a for a in (ActionAnswerProcedure(), ActionFallback(), ActionHumanHandoff())}
+ACTIONS = {
+    a.name(): a
+    for a in (ActionAnswerProcedure(), ActionFallback(), ActionHumanHandoff(), ActionFeedback())
+}
 LICENCE = "3.000347"  # Đổi giấy phép lái xe
 
 
@@ -165,11 +169,26 @@ async def test_documents_numbered_with_quantities(use_full_db: str) -> None:
     assert "1. Đề nghị đổi giấy phép lái xe" in reply
     assert "(1 bản chính)" in reply
     assert "2 giấy tờ cho trường hợp riêng" in reply  # the passport, the confiscated licence
-    [more] = chat.buttons
-    assert more["title"] == "Xem đầy đủ hồ sơ"
+    more, helpful, wrong = chat.buttons
+    assert (more["title"], helpful["title"], wrong["title"]) == (
+        "Xem đầy đủ hồ sơ", "Hữu ích", "Chưa đúng"
+    )  # fmt: skip
     full = await chat.say(more["payload"], "ask_documents", procedure_code=LICENCE)
     assert "Trường hợp riêng:" in full and "(1 bản sao)" in full
     assert "Xem đầy đủ hồ sơ" not in full
+
+
+async def test_feedback_buttons_under_an_answer_are_thanked(
+    use_full_db: str, profile_with_hotline: Path
+) -> None:
+    chat = Chat()
+    await chat.say("đổi bằng lái mất bao lâu", "ask_processing_time", procedure_code=LICENCE)
+    helpful, wrong = chat.buttons
+    assert helpful["payload"] == '/feedback{"procedure_code":"3.000347","rating":"helpful"}'
+    assert wrong["payload"] == '/feedback{"procedure_code":"3.000347","rating":"wrong"}'
+    thanks = await chat.say(wrong["payload"], "feedback", procedure_code=LICENCE, rating="wrong")
+    assert "ghi lại để cán bộ kiểm tra" in thanks and "1900 0000" in thanks
+    assert await chat.say("hữu ích", "feedback", rating="helpful") == "Cảm ơn bạn đã góp ý!"
 
 
 async def test_documents_start_with_papers_not_notes(use_full_db: str) -> None:

@@ -361,7 +361,27 @@ def _conversations(now: float) -> dict[str, list]:
             user("đổi gplx mất bao lâu", "ask_processing_time", t + 17),
             slot("procedure_code", "3.000347", t + 18),
         ],
+        # Rated answers: "Chưa đúng" is listed with its question; both are counted.
+        "web-rated": [
+            user("đổi gplx cần giấy tờ gì", "ask_documents", t + 19),
+            slot("procedure_code", "3.000347", t + 20),
+            bot("Thủ tục: Đổi giấy phép lái xe", t + 20, [{"title": "Chưa đúng", "payload": "x"}]),
+            rating("wrong", t + 21, code="3.000347"),
+            rating("helpful", t + 22, code="3.000351"),
+            rating("wrong", t + 23),  # typed "sai rồi": the current procedure
+        ],
     }
+
+
+def rating(value: str, timestamp: float, code: str | None = None):
+    """A feedback button click (or typed rating) as Rasa stores it: the entities carry it."""
+    from rasa.shared.core.events import UserUttered
+
+    entities = [{"entity": "rating", "value": value}]
+    entities += [{"entity": "procedure_code", "value": code}] if code else []
+    parse = {"text": "/feedback", "intent": {"name": "feedback", "confidence": 1.0},
+             "entities": entities}  # fmt: skip
+    return UserUttered("/feedback", parse["intent"], entities, parse, timestamp=timestamp)
 
 
 async def _save_conversations(url: str) -> None:
@@ -377,12 +397,14 @@ def _check_report(url: str) -> None:
         ("Ngoài phạm vi (out_of_scope)", "thời tiết hôm nay thế nào"),
         ("Bỏ dở khi chọn thủ tục", "đổi bằng lái"),
         ("Bỏ dở khi chọn thủ tục", "gplx hết hạn"),
+        ("Người dân báo chưa đúng", "đổi gplx cần giấy tờ gì"),
     }
+    assert report.feedback == [("3.000347", 0, 2), ("3.000351", 1, 0)]
     details = {m.text: m.detail for m in report.messages}
     assert details["đổi bằng lái"] == "Trả lời tiếp: thôi cảm ơn, mail em là [email]"
     assert "không trả lời" in details["gplx hết hạn"]
-    assert report.messages[0].text == "gplx hết hạn"  # newest first
-    assert report.top_procedures == [("3.000347", 2), ("3.000351", 1)]
+    assert report.messages[0].text == "đổi gplx cần giấy tờ gì"  # newest first
+    assert report.top_procedures == [("3.000347", 3), ("3.000351", 1)]
     assert all(len(m.conversation) == 8 and "web" not in m.conversation for m in report.messages)
 
 
@@ -423,6 +445,7 @@ async def test_unanswered_page_lists_masked_messages_and_top_procedures(staff_cl
     assert "thời tiết hôm nay thế nào" in html and "Bỏ dở khi chọn thủ tục" in html
     assert "a@b.vn" not in html
     assert f'href="/staff/procedures/{LICENCE_EXCHANGE}"' in html and "Đổi giấy phép lái xe" in html
+    assert "Người dân báo chưa đúng" in html and 'id="feedback-counts"' in html
 
 
 async def test_unanswered_page_without_tracker_store(staff_client):

@@ -291,7 +291,7 @@ async def procedure_page(request: web.Request) -> web.Response:
 async def unanswered_page(request: web.Request) -> web.Response:
     settings = _settings(request)
     report = await call_blocking(settings, read_unanswered, settings.tracker_db_url)
-    codes = [code for code, _ in report.top_procedures]
+    codes = [code for code, _ in report.top_procedures] + [row[0] for row in report.feedback]
     names = await call_blocking(settings, procedure_names, codes, engine=_engine(request))
     content = render("unanswered.html", report=report, names=names)
     return page("Câu hỏi bot chưa trả lời được", content, request["staff"])
