@@ -46,7 +46,7 @@ NOTHING_MORE = {"không", "không có", "không quy định", "chưa quy định
 # The portal's ways of saying "no information" (accent-folded).
 _MISSING = ("khong co thong tin", "khong co", "khong quy dinh", "")
 _FREE_PREFIXES = ("mien phi", "khong thu")
-NOTE_LIMIT = 400
+NOTE_LIMIT = 300
 SHORT_NOTE_LIMIT = 160
 
 

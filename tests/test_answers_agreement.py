@@ -58,7 +58,8 @@ async def test_the_bot_states_the_same_facts(use_full_db: str, records: list) ->
             f"thủ tục {details.code}", "ask_procedure_info", procedure_code=details.code
         )
         said = key_facts(details, profile)
-        disagree += [(details.code, key) for key in KEYS if said[key] not in reply]
+        # A fee note shortened for the summary ("…") is said in full by the bot.
+        disagree += [(details.code, key) for key in KEYS if said[key].rstrip("…") not in reply]
     assert not disagree, disagree[:10]
 
 

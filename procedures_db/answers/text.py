@@ -45,10 +45,12 @@ FACT_LABELS = {
     "online": "mức độ dịch vụ công trực tuyến",
 }
 LEVEL_SCALE_NOTE = "(Theo cách gọi cũ: mức độ 4 ≈ toàn trình, mức độ 3 ≈ một phần.)"
-NAME_LIMIT = 110
-FIRST_ITEMS = 7  # item lines of the first documents reply: with the header, one phone screen
-ITEM_LIMIT = 75
-MAX_STEPS = 4
+NAME_LIMIT = 90
+FIRST_ITEMS = 6  # item lines of the first documents reply: with the header, one phone screen
+ITEM_LIMIT = 55
+MAX_STEPS = 3
+STEP_LIMIT = 130
+NOTE_LIMIT = 300
 MORE_DOCUMENTS = "Xem đầy đủ hồ sơ"
 
 
@@ -88,9 +90,11 @@ def fee_text(details: Any, profile: ProvinceProfile, *, on: date | None = None, 
     summary, detail = fee_summary(details, on), fee_detail(details, on)
     if not summary:
         return not_available("fee", profile)
+    if detail and detail.startswith(summary.rstrip("…")):
+        return f"Phí, lệ phí: {detail}"  # the summary was the note, shortened
     lines = [f"Phí, lệ phí: {summary}"]
     if detail and detail != summary:
-        lines.append(f"Chi tiết: {detail}")
+        lines.append(f"Chi tiết: {detail}")  # trimmed by method_fee, expiry marks kept
     return "\n".join(lines)
 
 
@@ -183,11 +187,11 @@ _STEP_SPLIT = re.compile(r"\n+|(?=Bước \d+\s*[:.])")
 
 
 def steps_text(details: Any, profile: ProvinceProfile, **_: Any) -> str:
-    steps = [clean(part) for part in _STEP_SPLIT.split(details.steps or "")]
+    steps = [clean(part.strip().lstrip("-+*• ")) for part in _STEP_SPLIT.split(details.steps or "")]
     steps = [step for step in steps if step]
     if not steps:
         return not_available("steps", profile)
-    lines = [f"- {trim(step, 200)}" for step in steps[:MAX_STEPS]]
+    lines = [f"- {trim(step, STEP_LIMIT)}" for step in steps[:MAX_STEPS]]
     if len(steps) > MAX_STEPS:
         lines.append("… (các bước tiếp theo xem ở nguồn)")
     return "Các bước thực hiện:\n" + "\n".join(lines)
@@ -200,7 +204,7 @@ def requirements_text(details: Any, profile: ProvinceProfile, *, question: str =
     requirements = clean(details.requirements)
     if not requirements:
         return not_available("requirements", profile)
-    return f"Yêu cầu, điều kiện: {trim(requirements, 500)}"
+    return f"Yêu cầu, điều kiện: {trim(requirements, NOTE_LIMIT)}"
 
 
 def overview_text(details: Any, profile: ProvinceProfile, *, on=None, **_: Any) -> str:
@@ -213,7 +217,6 @@ def overview_text(details: Any, profile: ProvinceProfile, *, on=None, **_: Any) 
         f"Thời gian giải quyết: {facts['time']}",
         f"Phí, lệ phí: {facts['fee']}",
         f"Mức độ trực tuyến: {facts['online']}",
-        "Bạn có thể hỏi thêm: hồ sơ cần gì, các bước, điều kiện.",
     ]
     return "\n".join(lines)
 

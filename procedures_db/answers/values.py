@@ -9,9 +9,11 @@ from typing import Any
 from procedures_db import facts
 from procedures_db.facts import ONLINE_LABELS, clean, method_fee, method_label, method_time
 from procedures_db.models import Method, OnlineLevel
+from procedures_db.text import canonical
 
 ONLINE_PLAIN = {
-    OnlineLevel.FULL.value: "nộp hồ sơ, nộp phí và nhận kết quả qua mạng, không phải đến cơ quan.",
+    OnlineLevel.FULL.value: "làm được hoàn toàn trực tuyến: nộp hồ sơ, nộp phí và nhận kết quả"
+    " qua mạng, không phải đến cơ quan.",
     OnlineLevel.PARTIAL.value: "nộp hồ sơ trực tuyến nhưng vẫn phải đến cơ quan để nộp bản giấy"
     " hoặc nhận kết quả.",
     OnlineLevel.OFFLINE.value: "chưa nộp trực tuyến được: chỉ nộp trực tiếp hoặc qua bưu chính.",
@@ -23,9 +25,11 @@ ONLINE_PLAIN = {
 def _grouped(details: Any, value_of: Callable[[Any], str | None]) -> str | None:
     """The value when every method has the same one, else "Trực tuyến: …; Trực tiếp: …"."""
     groups: dict[str, list[str]] = {}
+    same: dict[str, str] = {}  # the same text with or without its brackets is one value
     for method in details.methods:
         value = value_of(method)
         if value:
+            value = same.setdefault(canonical(value.strip("(). …")), value)
             groups.setdefault(value, []).append(method_label(method))
     if not groups:
         return None
@@ -44,9 +48,10 @@ def fee_summary(details: Any, on: date | None = None) -> str | None:
 
 
 def fee_detail(details: Any, on: date | None = None) -> str | None:
-    """The fee with its notes (validity periods marked), per method when they differ."""
+    """The fee with its note (validity periods marked): the first method's, since the methods'
+    amounts are in the summary and their notes nearly always repeat each other."""
     on = on or facts.today()
-    return _grouped(details, lambda m: method_fee(m, on=on))
+    return next(filter(None, (method_fee(m, on=on) for m in details.methods)), None)
 
 
 def online_level(details: Any) -> str:
