@@ -124,5 +124,13 @@ def test_eligibility_says_when_the_record_does_not_settle_it(records: list) -> N
     assert text.startswith("Hồ sơ thủ tục không nói rõ trường hợp bạn hỏi.")
 
 
+def test_a_yes_no_question_about_the_procedure_gets_the_quotes_first(records: list) -> None:
+    question = "người nước ngoài có đổi bằng lái được không"
+    text = procedure_reply(record(records, LICENCE), ["overview"], ProvinceProfile(),
+                           question=question).text  # fmt: skip
+    assert text.splitlines()[1] == "Những dòng trong hồ sơ thủ tục liên quan đến câu hỏi của bạn:"
+    assert "Thời gian giải quyết: 5 ngày làm việc" in text
+
+
 def test_a_plain_conditions_question_gets_the_conditions(records: list) -> None:
     assert eligibility_text(record(records, "1.004222"), "điều kiện đăng ký thường trú") is None

@@ -104,6 +104,12 @@ async def test_procedure_details(client):
     assert body["code"] == LICENCE_EXCHANGE and body["name"] == "Đổi giấy phép lái xe"
     assert body["documents"] and body["legal_bases"] and len(body["methods"]) == 2
     assert body["imported_at"]
+    answers = body["answers"]  # worded like the bot and the staff page
+    assert answers["time"] == "5 ngày làm việc"
+    assert answers["fee"].startswith("135.000 đồng")
+    assert answers["place"] == "Cục cảnh sát giao thông, Công an tỉnh, Công an cấp Xã"
+    assert answers["online"] == "Có nộp trực tuyến (chưa rõ mức độ)"
+    assert answers["documents"].startswith("Thủ tục: Đổi giấy phép lái xe")
 
 
 async def test_unknown_code_is_a_json_404(client):

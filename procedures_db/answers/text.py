@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 from procedures_db.answers.documents import DocumentPlan, Paper, plan_documents
-from procedures_db.answers.eligibility import eligibility_text
+from procedures_db.answers.eligibility import asks_yes_no, eligibility_text, relevant_lines
 from procedures_db.answers.place import place_answer
 from procedures_db.answers.values import (
     ONLINE_PLAIN,
@@ -45,9 +45,9 @@ FACT_LABELS = {
     "online": "mức độ dịch vụ công trực tuyến",
 }
 LEVEL_SCALE_NOTE = "(Theo cách gọi cũ: mức độ 4 ≈ toàn trình, mức độ 3 ≈ một phần.)"
-NAME_LIMIT = 90
-FIRST_ITEMS = 6  # item lines of the first documents reply: with the header, one phone screen
-ITEM_LIMIT = 55
+NAME_LIMIT = 70
+FIRST_ITEMS = 5  # item lines of the first documents reply: with the header, one phone screen
+ITEM_LIMIT = 50
 MAX_STEPS = 3
 STEP_LIMIT = 130
 NOTE_LIMIT = 300
@@ -150,7 +150,7 @@ def documents_first(plan: DocumentPlan) -> tuple[list[str], bool]:
             lines[-1] = f"- … và {len(cases) - room + 1} trường hợp khác"
     rest = _rest(plan, len(papers))
     if rest:
-        lines.append(f"Còn: {rest} — bấm «{MORE_DOCUMENTS}».")
+        lines.append(f"Xem thêm: {rest}.")  # behind the «Xem đầy đủ hồ sơ» button
     more = bool(rest) or any(len(p.name) > ITEM_LIMIT for p in papers) or bool(plan.cases)
     return lines, more
 
@@ -207,9 +207,15 @@ def requirements_text(details: Any, profile: ProvinceProfile, *, question: str =
     return f"Yêu cầu, điều kiện: {trim(requirements, NOTE_LIMIT)}"
 
 
-def overview_text(details: Any, profile: ProvinceProfile, *, on=None, **_: Any) -> str:
+def overview_text(
+    details: Any, profile: ProvinceProfile, *, on=None, question: str = "", **_: Any
+) -> str:
+    """The key facts; a yes/no question ("có được … không?") first gets the record's lines
+    that speak to it, when there are any."""
     facts = key_facts(details, profile, on)
     lines = []
+    if question and asks_yes_no(question) and relevant_lines(details, question):
+        lines.append(eligibility_text(details, question))
     if clean(details.field):
         lines.append(f"Lĩnh vực: {clean(details.field)}")
     lines += [
