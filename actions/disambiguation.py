@@ -47,7 +47,7 @@ async def offer(
     close = [hit for hit in hits if hit.score >= CLOSE_SHARE * hits[0].score] or hits
     candidates = [{"code": hit.code, "name": hit.name} for hit in close[:MAX_CANDIDATES]]
     fact = facts[0] if facts and facts[0] in COMPARABLE else None
-    details = await _details(candidates) if fact and len(candidates) > 1 else None
+    details = await _details(candidates) if fact else None
     if details:
         profile = await lookup.get_profile_or_default()
         text = compare_text(details, fact, profile)
@@ -73,6 +73,12 @@ def list_text(candidates: list[dict[str, str]]) -> str:
 def compare_text(details: list[ProcedureDetails], fact: str, profile: ProvinceProfile) -> str:
     values = [key_facts(d, profile)[fact] for d in details]
     label = FACT_LABELS[fact].capitalize()
+    if len(details) == 1:  # one weak candidate: ask, with the answer it would give
+        only = details[0]
+        return (
+            f"Có phải bạn hỏi về thủ tục {trim(only.name, 120)} (mã {only.code})?\n"
+            f"{label}: {values[0]}"
+        )
     if len(set(values)) == 1 and values[0] != UNKNOWN:
         lines = [f"{label}: {values[0]} — như nhau cho cả {len(details)} thủ tục:"]
         lines += [f"- {trim(d.name, 90)} (mã {d.code})" for d in details]

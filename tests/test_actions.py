@@ -376,6 +376,15 @@ async def test_close_candidates_that_differ_get_one_line_each(use_full_db: str) 
     assert lines[2].endswith("(mã 1.013225): Theo quy định của Hội đồng nhân dân cấp tỉnh")
 
 
+async def test_one_weak_candidate_is_asked_about_with_its_answer(use_full_db: str) -> None:
+    dispatcher = CollectingDispatcher()
+    await offer(dispatcher, hits("1.013076"), ["time"])
+    lines = dispatcher.messages[0]["text"].splitlines()
+    assert lines[0].startswith("Có phải bạn hỏi về thủ tục") and "(mã 1.013076)?" in lines[0]
+    # The record has several times (per vehicle kind and method): all of them, as the bot says.
+    assert lines[1].startswith("Thời gian giải quyết: Trực tuyến, Trực tiếp: 2 ngày làm việc;")
+
+
 async def test_a_fact_that_cannot_be_compared_gives_the_plain_list(use_full_db: str) -> None:
     dispatcher = CollectingDispatcher()
     await offer(dispatcher, hits("1.014061", "1.014062", "1.014063", "1.014064", "1.004222"),
