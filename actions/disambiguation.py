@@ -1,4 +1,4 @@
-"""Several procedures match: offer them as buttons and numbers, then read the citizen's pick."""
+"""Several procedures match: the asked fact across them, buttons to choose; read the pick."""
 
 from __future__ import annotations
 
@@ -9,12 +9,19 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions import lookup
 from actions.formatting import trim
 from actions.questions import parse_choice, procedure_words
-from procedures_db.search import short_title
+from procedures_db.answers import FACT_LABELS, key_facts
+from procedures_db.facts import UNKNOWN
+from procedures_db.profile import ProvinceProfile
+from procedures_db.queries import ProcedureDetails
+from procedures_db.search import short_titles
 from procedures_db.text import tokens
 
-MAX_CANDIDATES = 5
+MAX_CANDIDATES = 4
+# Facts short enough to compare across candidates (procedures_db.answers.key_facts).
+COMPARABLE = ("time", "fee", "place", "online")
 CANDIDATES_SLOT = "procedure_candidates"
 PENDING_FACTS_SLOT = "pending_facts"
 
@@ -23,26 +30,66 @@ def choose_payload(code: str) -> str:
     return "/choose_procedure" + json.dumps({"procedure_code": code}, separators=(",", ":"))
 
 
-def offer(
+async def _details(candidates: list[dict[str, str]]) -> list[ProcedureDetails] | None:
+    try:
+        found = [await lookup.get_procedure(c["code"]) for c in candidates]
+    except lookup.LookupFailed:
+        return None  # the plain list still lets the citizen choose
+    return None if None in found else found
+
+
+async def offer(
     dispatcher: CollectingDispatcher, hits: list[Any], facts: list[str]
 ) -> list[dict[str, Any]]:
-    """List up to five candidates (the resolver chose them), numbered and as buttons; remember
-    them and the question."""
+    """Up to four candidates (the resolver chose them) as buttons (channels without buttons
+    number them), with the asked fact first: said once when they agree, one short line each
+    when they differ."""
     candidates = [{"code": hit.code, "name": hit.name} for hit in hits[:MAX_CANDIDATES]]
-    lines = [
-        "Có một số thủ tục gần với câu hỏi của bạn. Bạn hỏi về thủ tục nào?"
-        if len(candidates) > 1
-        else "Có phải bạn hỏi về thủ tục này không?"
-    ]
-    lines += [
-        f"{i}. {trim(c['name'], 120)} (mã {c['code']})" for i, c in enumerate(candidates, start=1)
-    ]
-    lines.append("Bạn bấm nút hoặc gõ số thứ tự (ví dụ: 1).")
+    fact = facts[0] if facts and facts[0] in COMPARABLE else None
+    details = await _details(candidates) if fact else None
+    if details:
+        profile = await lookup.get_profile_or_default()
+        text = compare_text(details, fact, profile)
+    else:
+        text = list_text(candidates)
     buttons = [
-        {"title": short_title(c["name"]), "payload": choose_payload(c["code"])} for c in candidates
+        {"title": title, "payload": choose_payload(c["code"])}
+        for c, title in zip(candidates, short_titles([c["name"] for c in candidates]), strict=True)
     ]
-    dispatcher.utter_message(text="\n".join(lines), buttons=buttons)
+    dispatcher.utter_message(text=text, buttons=buttons)
     return [SlotSet(CANDIDATES_SLOT, candidates), SlotSet(PENDING_FACTS_SLOT, facts)]
+
+
+def list_text(candidates: list[dict[str, str]]) -> str:
+    if len(candidates) == 1:
+        only = candidates[0]
+        return f"Có phải bạn hỏi về thủ tục {trim(only['name'], 120)} (mã {only['code']})?"
+    lines = ["Có một số thủ tục gần với câu hỏi của bạn. Bạn hỏi về thủ tục nào?"]
+    lines += [f"- {trim(c['name'], 90)} (mã {c['code']})" for c in candidates]
+    return "\n".join(lines)
+
+
+def compare_text(details: list[ProcedureDetails], fact: str, profile: ProvinceProfile) -> str:
+    values = [key_facts(d, profile)[fact] for d in details]
+    label = FACT_LABELS[fact].capitalize()
+    if len(details) == 1:  # one weak candidate: ask, with the answer it would give
+        only = details[0]
+        return (
+            f"Có phải bạn hỏi về thủ tục {trim(only.name, 120)} (mã {only.code})?\n"
+            f"{label}: {values[0]}"
+        )
+    if len(set(values)) == 1 and values[0] != UNKNOWN:
+        lines = [f"{label}: {values[0]} — như nhau cho cả {len(details)} thủ tục:"]
+        lines += [f"- {trim(d.name, 90)} (mã {d.code})" for d in details]
+        lines.append("Bạn chọn một thủ tục để xem thêm.")
+    else:
+        lines = [f"{label} của các thủ tục gần với câu hỏi của bạn:"]
+        lines += [
+            f"- {trim(d.name, 70)} (mã {d.code}): {trim(v, 90)}"
+            for d, v in zip(details, values, strict=True)
+        ]
+        lines.append("Bạn chọn thủ tục của mình để xem chi tiết.")
+    return "\n".join(lines)
 
 
 def _by_name(text: str, candidates: list[dict[str, str]]) -> str | None:

@@ -11,18 +11,21 @@ from rasa_sdk.types import DomainDict
 from actions.procedure_answers import contact_profile
 from procedures_db.profile import NATIONAL_PORTAL_URL, ProvinceProfile
 
-UNKNOWN = "chưa có thông tin"
-
 
 def handoff_text(profile: ProvinceProfile) -> str:
-    centre = ", ".join(filter(None, (profile.centre_name, profile.centre_address))) or UNKNOWN
-    lines = [
-        "Bạn có thể liên hệ trực tiếp cán bộ tiếp nhận:",
-        f"- Đường dây nóng: {profile.hotline or UNKNOWN}",
-        f"- Giờ làm việc: {profile.opening_hours or UNKNOWN}",
-        f"- Trung tâm Phục vụ hành chính công: {centre}",
-        f"Tra cứu và gửi phản ánh trên Cổng Dịch vụ công quốc gia: {NATIONAL_PORTAL_URL}",
-    ]
+    """Only what the profile knows; without a province hotline, the national support line."""
+    centre = ", ".join(filter(None, (profile.centre_name, profile.centre_address)))
+    lines = ["Bạn có thể liên hệ trực tiếp cán bộ tiếp nhận:"]
+    if profile.hotline:
+        lines.append(f"- Đường dây nóng: {profile.hotline}")
+    else:
+        lines.append(f"- Tổng đài hỗ trợ Cổng Dịch vụ công quốc gia: {profile.support_hotline}")
+        lines.append(f"- Trang hỗ trợ: {profile.support_url}")
+    if profile.opening_hours:
+        lines.append(f"- Giờ làm việc: {profile.opening_hours}")
+    if centre:
+        lines.append(f"- Trung tâm Phục vụ hành chính công: {centre}")
+    lines.append(f"Tra cứu và gửi phản ánh trên Cổng Dịch vụ công quốc gia: {NATIONAL_PORTAL_URL}")
     return "\n".join(lines)
 
 

@@ -65,3 +65,11 @@ async def get_procedure(code: str) -> ProcedureDetails | None:
 
 async def get_profile() -> ProvinceProfile:
     return await _call(load_profile)
+
+
+async def get_profile_or_default() -> ProvinceProfile:
+    """The province profile, or the default (national portal only) when it cannot be read."""
+    try:
+        return await get_profile()
+    except LookupFailed:
+        return ProvinceProfile()

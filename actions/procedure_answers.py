@@ -34,7 +34,7 @@ from actions.disambiguation import (
     offer,
     picked_code,
 )
-from actions.formatting import procedure_answer
+from actions.formatting import buttons_for, procedure_answer, wants_full
 from actions.questions import (
     Fact,
     asks_same_again,
@@ -43,7 +43,7 @@ from actions.questions import (
     mentions_level_number,
     procedure_words,
 )
-from procedures_db.profile import ProvinceProfile, contact_hint
+from procedures_db.profile import ProvinceProfile, contact_hint, outage_apology
 from procedures_db.resolver import Candidate, Context, Decision
 from procedures_db.search import short_title
 
@@ -152,11 +152,7 @@ async def guarded(
 
 
 async def apologize(dispatcher: CollectingDispatcher) -> list[dict[str, Any]]:
-    profile = await contact_profile()
-    dispatcher.utter_message(
-        text="Xin lỗi, hệ thống tra cứu thủ tục đang gặp sự cố nên tôi chưa trả lời được. "
-        + contact_hint(profile)
-    )
+    dispatcher.utter_message(text=outage_apology(await contact_profile()))
     return []
 
 
@@ -180,10 +176,15 @@ async def answer_code(
             text=f"Không tìm thấy thủ tục có mã {code} trong cơ sở dữ liệu. {contact_hint(profile)}"
         )
         return [SlotSet(CANDIDATES_SLOT, None)]
-    level_scale = mentions_level_number(text)
-    dispatcher.utter_message(
-        text=procedure_answer(details, facts, profile, level_scale=level_scale)
+    reply = procedure_answer(
+        details,
+        facts,
+        profile,
+        level_scale=mentions_level_number(text),
+        question=text,
+        full_documents=wants_full(text),
     )
+    dispatcher.utter_message(text=reply.text, buttons=buttons_for(reply, details.code))
     return answered(details.code, facts)
 
 
@@ -227,7 +228,7 @@ async def answer_target(
     # Keep the question: the next message may only name (or pick) the procedure.
     pending = [fact.value for fact in facts]
     if target.hits:
-        return offer(dispatcher, target.hits, pending)
+        return await offer(dispatcher, target.hits, pending)
     if target.ask_which:
         dispatcher.utter_message(text=f"Bạn muốn hỏi về thủ tục nào? {EXAMPLES}")
         return [SlotSet(PENDING_FACTS_SLOT, pending)]

@@ -75,13 +75,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from procedures_db.queries import format_procedure_text, get_procedure
+    from procedures_db.answers.text import procedure_text
+    from procedures_db.profile import load_profile_or_default
+    from procedures_db.queries import get_procedure
 
     details = get_procedure(args.code)
     if details is None:
         print(f"Không có thủ tục mã {args.code}", file=sys.stderr)
         return 1
-    print(_dump(details.to_dict()) if args.json else format_procedure_text(details))
+    text = None if args.json else procedure_text(details, load_profile_or_default())
+    print(_dump(details.to_dict()) if args.json else text)
     return 0
 
 

@@ -13,6 +13,10 @@ from procedures_db.settings import get_settings
 logger = logging.getLogger(__name__)
 
 NATIONAL_PORTAL_URL = "https://dichvucong.gov.vn"
+# The national portal's public support line and help page: what every citizen can use when a
+# province has published nothing of its own.
+NATIONAL_HOTLINE = "18001096"
+NATIONAL_SUPPORT_URL = "https://dichvucong.gov.vn/p/home/dvc-cau-hoi-pho-bien.html"
 
 
 class ProfileError(ValueError):
@@ -28,6 +32,8 @@ class ProvinceProfile:
     opening_hours: str | None = None
     hotline: str | None = None
     commune_one_stop: str | None = None
+    support_hotline: str = NATIONAL_HOTLINE
+    support_url: str = NATIONAL_SUPPORT_URL
 
     def unknown_fields(self) -> list[str]:
         return [name for name, value in self.__dict__.items() if value is None]
@@ -65,6 +71,9 @@ def load_profile(path: Path | None = None) -> ProvinceProfile:
         opening_hours=_text(centre.get("opening_hours"), path, field_of + "opening_hours"),
         hotline=_text(centre.get("hotline"), path, field_of + "hotline"),
         commune_one_stop=_text(raw.get("commune_one_stop"), path, "commune_one_stop"),
+        support_hotline=_text(raw.get("support_hotline"), path, "support_hotline")
+        or NATIONAL_HOTLINE,
+        support_url=_text(raw.get("support_url"), path, "support_url") or NATIONAL_SUPPORT_URL,
     )
 
 
@@ -80,13 +89,16 @@ def load_profile_or_default(path: Path | None = None) -> ProvinceProfile:
 
 def contact_hint(profile: ProvinceProfile) -> str:
     """Where a citizen gets what the bot cannot tell: the hotline (and its hours) when the
-    province published one, else the online portal."""
+    province published one, else the portal and the national support line and page."""
     if profile.hotline:
         hours = f" ({profile.opening_hours})" if profile.opening_hours else ""
         return f"Để được hướng dẫn, bạn vui lòng gọi đường dây nóng {profile.hotline}{hours}."
     url = profile.online_portal_url
     portal = "Cổng Dịch vụ công quốc gia" if url == NATIONAL_PORTAL_URL else "Cổng Dịch vụ công"
-    return f"Để được hướng dẫn, bạn có thể tra cứu trên {portal}: {url}"
+    return (
+        f"Để được hướng dẫn, bạn có thể tra cứu trên {portal}: {url} hoặc gọi tổng đài hỗ trợ"
+        f" {profile.support_hotline} (trang hỗ trợ: {profile.support_url})."
+    )
 
 
 def outage_apology(profile: ProvinceProfile) -> str:

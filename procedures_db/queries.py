@@ -11,14 +11,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload
 
 from procedures_db.db import get_engine
-from procedures_db.facts import (
-    LEVEL_LABELS,
-    ONLINE_LABELS,
-    UNKNOWN,
-    method_fee,
-    method_label,
-    method_time,
-)
 from procedures_db.models import Document, ImportRun, LegalBasis, Procedure, SubmissionMethod
 
 
@@ -164,51 +156,61 @@ def database_stats(*, engine: Engine | None = None) -> dict[str, Any]:
     return stats
 
 
-# --- text for `show` ---------------------------------------------------------------------------
+def methods_by_code(*, engine: Engine | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every procedure's submission methods (the columns that word time and fee), by code."""
+    rows = select(
+        Procedure.code,
+        SubmissionMethod.method,
+        SubmissionMethod.time_value,
+        SubmissionMethod.time_unit,
+        SubmissionMethod.time_text,
+        SubmissionMethod.fee_amounts,
+        SubmissionMethod.fee_text,
+        SubmissionMethod.fee_description,
+        SubmissionMethod.description,
+    ).join(SubmissionMethod, SubmissionMethod.procedure_id == Procedure.id)
+    found: dict[str, list[dict[str, Any]]] = {}
+    with _engine(engine).connect() as connection:
+        for row in connection.execute(rows.order_by(SubmissionMethod.position)):
+            found.setdefault(row.code, []).append(dict(row._mapping))
+    return found
 
 
-def _section(title: str, body: str | None) -> list[str]:
-    return [f"{title}:", f"  {body.strip()}"] if body and body.strip() else []
+def browse(
+    *,
+    field: str | None = None,
+    level: str | None = None,
+    online_level: str | None = None,
+    limit: int = 10,
+    engine: Engine | None = None,
+) -> list[dict[str, Any]]:
+    """Procedures matching the filters, by name (a list page without query text)."""
+    statement = select(
+        Procedure.code, Procedure.name, Procedure.levels, Procedure.field, Procedure.online_level
+    ).order_by(Procedure.name)
+    if field:
+        statement = statement.where(Procedure.field == field)
+    if online_level:
+        statement = statement.where(Procedure.online_level == online_level)
+    results = []
+    with _engine(engine).connect() as connection:
+        for row in connection.execute(statement):
+            if level and level not in (row.levels or []):
+                continue
+            results.append({**row._mapping, "score": None})
+            if len(results) == limit:
+                break
+    return results
 
 
-def format_procedure_text(details: ProcedureDetails) -> str:
-    """A readable Vietnamese summary of one procedure (the `show` command without --json)."""
-    levels = ", ".join(LEVEL_LABELS.get(level, level) for level in details.levels) or "-"
-    lines = [
-        f"{details.code} — {details.name}",
-        f"Lĩnh vực: {details.field or '-'}",
-        f"Cấp thực hiện: {levels}",
-        f"Mức độ trực tuyến: {ONLINE_LABELS.get(details.online_level, details.online_level)}"
-        f" (nguồn: {details.online_level_source})",
-    ]
-    if details.online_submit_url:
-        lines.append(f"Nộp trực tuyến tại: {details.online_submit_url}")
-    lines.append(f"Cơ quan thực hiện: {details.implementing_agencies or '-'}")
-    lines.append("Cách thức thực hiện:")
-    for method in details.methods:
-        time, fee = method_time(method) or UNKNOWN, method_fee(method) or UNKNOWN
-        lines.append(f"  - {method_label(method)}: thời hạn {time}; phí, lệ phí: {fee}")
-        if method.description:
-            lines.append(f"    Mô tả: {method.description}")
-    if not details.methods:
-        lines.append(f"  {UNKNOWN}")
-    lines.append("Thành phần hồ sơ:")
-    for doc in details.documents:
-        quantity = (
-            f" ({doc.originals} bản chính, {doc.copies} bản sao)"
-            if doc.originals is not None
-            else ""
-        )
-        form = f" — mẫu: {doc.form_name}" if doc.form_name else ""
-        case = f"[{doc.case_name}] " if doc.case_name else ""
-        lines.append(f"  - {case}{doc.name}{quantity}{form}")
-    lines += _section("Trình tự thực hiện", details.steps)
-    lines += _section("Yêu cầu, điều kiện", details.requirements)
-    lines += _section("Kết quả", details.result)
-    if details.legal_bases:
-        lines.append("Căn cứ pháp lý:")
-        lines += [
-            f"  - {b.title}" + (f" ({b.number})" if b.number else "") for b in details.legal_bases
-        ]
-    lines.append(f"Nguồn: {details.source_url or details.source_file or details.source_format}")
-    return "\n".join(lines)
+def procedure_names(codes: list[str], *, engine: Engine | None = None) -> dict[str, str]:
+    if not codes:
+        return {}
+    query = select(Procedure.code, Procedure.name).where(Procedure.code.in_(codes))
+    with _engine(engine).connect() as connection:
+        return {row.code: row.name for row in connection.execute(query)}
+
+
+def all_codes(*, engine: Engine | None = None) -> list[str]:
+    with _engine(engine).connect() as connection:
+        return list(connection.execute(select(Procedure.code).order_by(Procedure.code)).scalars())

@@ -5,6 +5,7 @@ bot's FIRST reply names one of the expected procedure codes and contains the exp
 Reports the pass share (target >= 90 %) and per-message latency p50/p95.
 
     python scripts/eval_e2e.py [--base-url http://localhost:5005] [--questions FILE] [--json OUT]
+    python scripts/eval_e2e.py --start-stack   # the project's stack on free ports, then the set
 """
 
 from __future__ import annotations
@@ -102,8 +103,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=0.90, help="pass share to exit 0")
     parser.add_argument("--json", type=Path, help="write every outcome and the summary here")
     parser.add_argument("--quiet", action="store_true", help="do not list the failures")
+    parser.add_argument(
+        "--start-stack",
+        action="store_true",
+        help="start Rasa, actions and web (models/tthc.tar.gz, var/ database) on free ports",
+    )
     args = parser.parse_args(argv)
+    if args.start_stack:
+        from scripts.stack import Stack, free_port
 
+        work = ROOT / "results" / "e2e-stack"
+        stack = Stack(
+            rasa_port=free_port(),
+            action_port=free_port(),
+            web_port=free_port(),
+            log_dir=work / "logs",
+            env={"TRACKER_DB_URL": f"sqlite:///{work / 'tracker.sqlite3'}"},
+        )
+        with stack:
+            args.base_url = stack.rasa_url
+            return run(args)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     questions = load_questions(args.questions)
     outcomes = [evaluate(q, args.base_url, args.timeout) for q in questions]
     latencies = [o.latency_s for o in outcomes if not math.isnan(o.latency_s)]

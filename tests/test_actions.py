@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,16 +19,24 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import lookup
-from actions.disambiguation import choose_payload
+from actions.disambiguation import choose_payload, offer
 from actions.fallback import ActionFallback, ActionOutOfScope
+from actions.feedback import ActionFeedback
 from actions.human_handoff import ActionHumanHandoff
 from actions.procedure_answers import ActionAnswerProcedure
+from procedures_db.queries import get_procedure
 from procedures_db.settings import PROJECT_ROOT, get_settings
 
 DOMAIN = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
 ACTIONS = {
     a.name(): a
-    for a in (ActionAnswerProcedure(), ActionFallback(), ActionOutOfScope(), ActionHumanHandoff())
+    for a in (
+        ActionAnswerProcedure(),
+        ActionFallback(),
+        ActionOutOfScope(),
+        ActionHumanHandoff(),
+        ActionFeedback(),
+    )
 }
 LICENCE = "3.000347"  # Đổi giấy phép lái xe
 
@@ -152,8 +161,8 @@ async def test_processing_time_per_method(use_full_db: str) -> None:
     )
     assert "Mã TTHC: 3.000347" in reply
     assert "Đổi giấy phép lái xe" in reply
-    assert "Trực tuyến: 5 ngày làm việc" in reply
-    assert "Trực tiếp: 5 ngày làm việc" in reply
+    # Both methods take the same time: said once.
+    assert "Thời gian giải quyết: 5 ngày làm việc\n" in reply
     assert "dichvucong.gov.vn" in reply  # source link
 
 
@@ -165,11 +174,42 @@ async def test_fee_shows_the_amount_never_free(use_full_db: str) -> None:
 
 
 async def test_documents_numbered_with_quantities(use_full_db: str) -> None:
-    reply = await Chat().say("đổi gplx cần giấy tờ gì", "ask_documents", procedure_code=LICENCE)
+    chat = Chat()
+    reply = await chat.say("đổi gplx cần giấy tờ gì", "ask_documents", procedure_code=LICENCE)
     assert "1. Đề nghị đổi giấy phép lái xe" in reply
     assert "(1 bản chính)" in reply
-    assert "(1 bản sao)" in reply
-    assert "\n5. " in reply
+    assert "2 giấy tờ cho trường hợp riêng" in reply  # the passport, the confiscated licence
+    more, helpful, wrong = chat.buttons
+    assert (more["title"], helpful["title"], wrong["title"]) == (
+        "Xem đầy đủ hồ sơ", "Hữu ích", "Chưa đúng"
+    )  # fmt: skip
+    full = await chat.say(more["payload"], "ask_documents", procedure_code=LICENCE)
+    assert "Trường hợp riêng:" in full and "(1 bản sao)" in full
+    assert "Xem đầy đủ hồ sơ" not in full
+
+
+async def test_feedback_buttons_under_an_answer_are_thanked(
+    use_full_db: str, profile_with_hotline: Path
+) -> None:
+    chat = Chat()
+    await chat.say("đổi bằng lái mất bao lâu", "ask_processing_time", procedure_code=LICENCE)
+    helpful, wrong = chat.buttons
+    assert helpful["payload"] == '/feedback{"procedure_code":"3.000347","rating":"helpful"}'
+    assert wrong["payload"] == '/feedback{"procedure_code":"3.000347","rating":"wrong"}'
+    thanks = await chat.say(wrong["payload"], "feedback", procedure_code=LICENCE, rating="wrong")
+    assert "ghi lại để cán bộ kiểm tra" in thanks and "1900 0000" in thanks
+    assert await chat.say("hữu ích", "feedback", rating="helpful") == "Cảm ơn bạn đã góp ý!"
+
+
+async def test_documents_start_with_papers_not_notes(use_full_db: str) -> None:
+    reply = await Chat().say("đăng ký khai sinh cần giấy tờ gì", "ask_documents",
+                             procedure_code="1.001193")  # fmt: skip
+    lines = reply.splitlines()
+    assert lines[1] == "Thành phần hồ sơ:"
+    assert lines[2].startswith("1. Tờ khai đăng ký khai sinh")
+    assert any("Giấy chứng sinh" in line for line in lines[2:6])
+    assert "Trường hợp trẻ em bị bỏ rơi" not in reply  # a special case, behind the button
+    assert "25 lưu ý" in reply and len(lines) <= 12
 
 
 async def test_submission_place_from_record_and_profile(
@@ -310,10 +350,58 @@ async def disambiguate(chat: Chat) -> str:
     reply = await chat.say(
         "xin lý lịch tư pháp mất bao lâu", "ask_processing_time", procedure="lý lịch tư pháp"
     )
-    assert "1. " in reply and "2. " in reply
-    assert 2 <= len(chat.buttons) <= 5
+    assert 2 <= len(chat.buttons) <= 4
+    assert "\n1. " not in reply  # buttons, not numbered text too (Zalo numbers the buttons)
     assert "Mã TTHC" not in reply
     return reply
+
+
+def hits(*codes: str) -> list[SimpleNamespace]:
+    """Ranked candidates as the resolver hands them to `offer` (names from the records)."""
+    return [
+        SimpleNamespace(code=code, name=get_procedure(code).name, score=1.0 - i / 100)
+        for i, code in enumerate(codes)
+    ]
+
+
+async def test_close_candidates_that_agree_are_answered_once(use_full_db: str) -> None:
+    dispatcher = CollectingDispatcher()
+    ids = ("1.014061", "1.014062", "1.014063", "1.014064")  # the four căn cước procedures
+    events = await offer(dispatcher, hits(*ids), ["time"])
+    [message] = dispatcher.messages
+    lines = message["text"].splitlines()
+    assert lines[0] == "Thời gian giải quyết: 7 ngày làm việc — như nhau cho cả 4 thủ tục:"
+    assert all(f"(mã {code})" in message["text"] for code in ids)
+    assert not any(line.startswith("1.") for line in lines)  # buttons, not numbers too
+    assert [b["payload"] for b in message["buttons"]] == [choose_payload(c) for c in ids]
+    assert events[1]["value"] == ["time"]  # the question waits for the pick
+
+
+async def test_close_candidates_that_differ_get_one_line_each(use_full_db: str) -> None:
+    dispatcher = CollectingDispatcher()
+    await offer(dispatcher, hits("1.005126", "1.013225"), ["fee"])
+    lines = dispatcher.messages[0]["text"].splitlines()
+    assert lines[0] == "Phí, lệ phí của các thủ tục gần với câu hỏi của bạn:"
+    assert lines[1].endswith("(mã 1.005126): Miễn phí")
+    assert lines[2].endswith("(mã 1.013225): Theo quy định của Hội đồng nhân dân cấp tỉnh")
+
+
+async def test_one_weak_candidate_is_asked_about_with_its_answer(use_full_db: str) -> None:
+    dispatcher = CollectingDispatcher()
+    await offer(dispatcher, hits("1.013076"), ["time"])
+    lines = dispatcher.messages[0]["text"].splitlines()
+    assert lines[0].startswith("Có phải bạn hỏi về thủ tục") and "(mã 1.013076)?" in lines[0]
+    # The record has several times (per vehicle kind and method): all of them, as the bot says.
+    assert lines[1].startswith("Thời gian giải quyết: Trực tuyến, Trực tiếp: 2 ngày làm việc;")
+
+
+async def test_a_fact_that_cannot_be_compared_gives_the_plain_list(use_full_db: str) -> None:
+    dispatcher = CollectingDispatcher()
+    await offer(dispatcher, hits("1.014061", "1.014062", "1.014063", "1.014064", "1.004222"),
+                ["documents"])  # fmt: skip
+    text = dispatcher.messages[0]["text"]
+    assert text.startswith("Có một số thủ tục gần với câu hỏi của bạn.")
+    assert len(dispatcher.messages[0]["buttons"]) == 4  # at most four
 
 
 async def test_disambiguation_then_button(use_full_db: str) -> None:
@@ -426,8 +514,8 @@ async def test_human_handoff_from_the_profile(profile_with_hotline: Path) -> Non
 
 async def test_human_handoff_with_unknown_profile_values() -> None:
     reply = await Chat().say("cho tôi nói chuyện với người thật", "ask_human")
-    assert "Đường dây nóng: chưa có thông tin" in reply
-    assert "Giờ làm việc: chưa có thông tin" in reply
+    assert "chưa có thông tin" not in reply
+    assert "Tổng đài hỗ trợ Cổng Dịch vụ công quốc gia: 18001096" in reply
     assert "https://dichvucong.gov.vn" in reply
 
 

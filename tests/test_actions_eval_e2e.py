@@ -25,7 +25,8 @@ ONLINE_WORDS = (
 
 def test_question_set_is_large_and_well_formed() -> None:
     questions = load_questions(DEFAULT_QUESTIONS)
-    assert len(questions) >= 60
+    assert len(questions) >= 150
+    assert len({code for q in questions for code in q.codes}) >= 60
     assert len({q.text for q in questions}) == len(questions)
     assert sum(q.text.isascii() for q in questions) >= 10  # typed without accents too
 

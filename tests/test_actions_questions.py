@@ -122,7 +122,9 @@ def test_free_and_unknown_fees() -> None:
 
 def test_time_falls_back_to_the_source_text() -> None:
     assert method_time(Method("truc_tiep", 2.5, "working_day")) == "2,5 ngày làm việc"
-    assert method_time(Method("truc_tiep", 1.0, None, "1")) == "1 (nguồn không ghi rõ đơn vị)"
+    assert (
+        method_time(Method("truc_tiep", 1.0, None, "1")) == "1 (nguồn chỉ ghi số; không ghi đơn vị)"
+    )
     assert method_time(Method("truc_tiep", time_text="Theo thỏa thuận")) == "Theo thỏa thuận"
     assert method_time(Method("truc_tiep", time_text="Không có thông tin")) is None
 
@@ -135,6 +137,8 @@ class Details:
     levels: list[str] = dataclasses.field(default_factory=list)
     implementing_agencies: str | None = None
     competent_agency: str | None = None
+    ministry: str | None = None
+    target_subjects: str | None = None
     receiving_address: str | None = None
     requirements: str | None = None
     steps: str | None = None
@@ -148,8 +152,8 @@ class Details:
 def test_a_record_without_values_never_gets_a_guess() -> None:
     answer = procedure_answer(
         Details(), list(Fact)[1:], ProvinceProfile(hotline="1022", opening_hours="7h-17h")
-    )
+    ).text
     assert "Mã TTHC: 9.999999" in answer
     assert answer.count("Cơ sở dữ liệu chưa có thông tin") == 5
-    assert "Cơ quan tiếp nhận: chưa có thông tin" in answer
+    assert "Nơi nộp hồ sơ: chưa có thông tin" in answer
     assert answer.count("1022 (7h-17h)") == 6

@@ -10,6 +10,7 @@ from openapi_spec_validator import validate_spec
 from sqlalchemy import select
 
 from procedures_db import search
+from procedures_db.answers.text import method_summary
 from procedures_db.db import get_engine
 from procedures_db.facts import LEVEL_LABELS, NOTHING_MORE, ONLINE_LABELS, UNKNOWN, clean
 from procedures_db.models import SubmissionMethod
@@ -17,7 +18,7 @@ from procedures_db.text import canonical
 from tests.staff_support import app_settings
 from webapp.api import RateLimiter
 from webapp.app import create_app
-from webapp.lookup import MAX_LIMIT, method_summary
+from webapp.lookup import MAX_LIMIT
 
 LICENCE_EXCHANGE = "3.000347"  # Đổi giấy phép lái xe
 LICENCE_FIELD = "Sát hạch, cấp giấy phép lái xe"
@@ -103,6 +104,12 @@ async def test_procedure_details(client):
     assert body["code"] == LICENCE_EXCHANGE and body["name"] == "Đổi giấy phép lái xe"
     assert body["documents"] and body["legal_bases"] and len(body["methods"]) == 2
     assert body["imported_at"]
+    answers = body["answers"]  # worded like the bot and the staff page
+    assert answers["time"] == "5 ngày làm việc"
+    assert answers["fee"].startswith("135.000 đồng")
+    assert answers["place"] == "Cục cảnh sát giao thông, Công an tỉnh, Công an cấp Xã"
+    assert answers["online"] == "Có nộp trực tuyến (chưa rõ mức độ)"
+    assert answers["documents"].startswith("Thủ tục: Đổi giấy phép lái xe")
 
 
 async def test_unknown_code_is_a_json_404(client):

@@ -587,11 +587,11 @@ async def test_real_rasa_server_and_trained_model_through_the_zalo_channel(
 
             assert any("5 ngày làm việc" in text for text in await turn("đổi bằng lái mất bao lâu"))
             [choices] = await turn("cấp lại giấy phép")  # several procedures: a numbered list
-            second_code = re.search(r"^2\. .*\(mã ([\d.]+)\)", choices, re.MULTILINE).group(1)
+            assert re.search(r"^2\. ", choices, re.MULTILINE)  # the buttons, numbered by Zalo
             answer = "\n".join(await turn("2"))
         await channel.close()
-    payload = json.dumps({"procedure_code": second_code}, separators=(",", ":"))
-    assert bridge.texts[-1] == f"/choose_procedure{payload}"
+    assert bridge.texts[-1].startswith("/choose_procedure")
+    second_code = json.loads(bridge.texts[-1].removeprefix("/choose_procedure"))["procedure_code"]
     assert f"Mã TTHC: {second_code}" in answer
     assert all(len(text) <= 2000 for _, text in fake_zalo.delivered)
     assert not any(text.startswith("Xin lỗi, hệ thống") for _, text in fake_zalo.delivered)

@@ -8,6 +8,8 @@ import pytest
 
 from procedures_db.facts import UNKNOWN, format_number, known, method_fee, method_time
 from procedures_db.profile import (
+    NATIONAL_HOTLINE,
+    NATIONAL_SUPPORT_URL,
     ProvinceProfile,
     contact_hint,
     load_profile_or_default,
@@ -30,7 +32,12 @@ def test_vietnamese_numbers(value: float, expected: str) -> None:
 
 def test_time_never_guesses_a_unit() -> None:
     assert method_time({"time_value": 5, "time_unit": "working_day"}) == "5 ngày làm việc"
-    assert method_time({"time_value": 30, "time_text": "30"}) == "30 (nguồn không ghi rõ đơn vị)"
+    bare = {"time_value": 30, "time_text": "30"}
+    assert method_time(bare) == "30 (nguồn chỉ ghi số; không ghi đơn vị)"
+    # The unit the steps or the description state for that number is quoted with it.
+    steps = "Trong thời hạn 30 ngày làm việc kể từ ngày nhận đủ hồ sơ"
+    assert method_time(bare, steps) == "30 (nguồn chỉ ghi số; mô tả thủ tục ghi: 30 ngày làm việc)"
+    assert method_time({**bare, "description": "trả kết quả sau 030 ngày"}).endswith("030 ngày)")
     assert method_time({"time_text": "(Không có thông tin)"}) is None
 
 
@@ -86,11 +93,11 @@ def test_contact_hint_and_apology_name_the_hotline_with_its_hours() -> None:
 
 
 def test_without_hotline_the_province_or_national_portal() -> None:
-    assert contact_hint(ProvinceProfile()).endswith(
-        "Cổng Dịch vụ công quốc gia: https://dichvucong.gov.vn"
-    )
+    hint = contact_hint(ProvinceProfile())
+    assert "Cổng Dịch vụ công quốc gia: https://dichvucong.gov.vn" in hint
+    assert NATIONAL_HOTLINE in hint and NATIONAL_SUPPORT_URL in hint  # the default profile
     own = ProvinceProfile(online_portal_url="https://dichvucong.thu.gov.vn")
-    assert contact_hint(own).endswith("Cổng Dịch vụ công: https://dichvucong.thu.gov.vn")
+    assert "Cổng Dịch vụ công: https://dichvucong.thu.gov.vn" in contact_hint(own)
 
 
 def test_unusable_profile_is_logged_and_replaced_by_the_default(tmp_path, caplog) -> None:

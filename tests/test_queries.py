@@ -6,7 +6,9 @@ import json
 
 from sqlalchemy.engine import Engine
 
-from procedures_db.queries import database_stats, format_procedure_text, get_procedure, list_fields
+from procedures_db.answers.text import procedure_text
+from procedures_db.profile import ProvinceProfile
+from procedures_db.queries import database_stats, get_procedure, list_fields
 
 
 def test_driving_licence_exchange_facts(full_db_engine: Engine) -> None:
@@ -27,13 +29,14 @@ def test_driving_licence_exchange_facts(full_db_engine: Engine) -> None:
 def test_show_text_never_says_bare_free_when_the_note_states_amounts(
     full_db_engine: Engine,
 ) -> None:
-    text = format_procedure_text(get_procedure("3.000347", engine=full_db_engine))
+    text = procedure_text(get_procedure("3.000347", engine=full_db_engine), ProvinceProfile())
     method_lines = [line for line in text.splitlines() if line.startswith("  - Trực")]
     assert len(method_lines) == 2
     for line in method_lines:
         assert "5 ngày làm việc" in line
         assert "135.000 đồng" in line and "115.000 đồng" in line
-        assert "phí, lệ phí: Miễn phí" not in line
+        assert "31/12/2025 (đã hết hạn" in line  # the online rate's period is over
+        assert "phí: Miễn phí" not in line
 
 
 def test_api_record_with_two_alternative_times(full_db_engine: Engine) -> None:

@@ -9,14 +9,18 @@ import json
 import os
 import time
 import uuid
+from datetime import date, datetime
 
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
+from procedures_db.answers import summary_script
 from procedures_db.db import get_engine
+from procedures_db.facts import UNKNOWN
 from procedures_db.privacy import PHONE_MASK
 from procedures_db.profile import ProvinceProfile
+from procedures_db.queries import MethodDetails, ProcedureDetails, get_procedure
 from procedures_db.settings import get_settings
 from scripts.prod import ensure_postgres_database
 from tests.staff_support import (
@@ -32,7 +36,6 @@ from tests.staff_support import (
 )
 from webapp import accounts, auth
 from webapp.app import create_app
-from webapp.lookup import UNKNOWN, procedure_detail, summary_script
 from webapp.unanswered import read_unanswered, tracker_engine
 
 LICENCE_EXCHANGE = "3.000347"
@@ -237,13 +240,14 @@ async def test_procedure_page_shows_everything(staff_client):
     assert ">Miễn phí<" not in html
 
 
-async def test_province_level_page_shows_unknown_profile_values(staff_client, settings):
+async def test_province_level_page_derives_the_desk_from_the_level(staff_client, settings):
     body = await (
         await staff_client.get("/staff/api/procedures", params={"level": "tinh", "limit": "1"})
     ).json()
     html = await (await staff_client.get(f"/staff/procedures/{body['results'][0]['code']}")).text()
-    assert "Trung tâm Phục vụ hành chính công" in html
-    assert html.count(UNKNOWN) >= 4  # province.yml leaves the centre's details empty
+    # province.yml leaves the centre empty: the desk the level implies, said to be derived.
+    assert "Trung tâm Phục vụ hành chính công của tỉnh" in html
+    assert "suy ra từ cấp thực hiện: Cấp tỉnh" in html
 
 
 async def test_unknown_procedure_page_is_404(staff_client):
@@ -257,40 +261,50 @@ async def test_page_values_are_html_escaped(staff_client):
 
 
 def test_summary_script_reads_name_code_place_time_fee_online(full_db_url):
-    detail = procedure_detail(get_engine(full_db_url), LICENCE_EXCHANGE)
+    details = get_procedure(LICENCE_EXCHANGE, engine=get_engine(full_db_url))
     profile = ProvinceProfile(centre_name="Trung tâm PVHCC tỉnh X", centre_address="1 Đường A")
-    script = summary_script(detail, profile)
+    script = summary_script(details, profile, on=date(2026, 12, 4))
     assert script.splitlines() == [
         "Thủ tục: Đổi giấy phép lái xe (mã 3.000347, cấp bộ).",
         "Nơi nộp: Cục cảnh sát giao thông, Công an tỉnh, Công an cấp Xã.",
         "Thời gian giải quyết: 5 ngày làm việc.",
-        "Phí, lệ phí: 135.000 đồng; 115.000 đồng (tùy trường hợp, xem ghi chú phí).",
-        "Nộp trực tuyến: có, chưa rõ toàn trình hay một phần, tại https://dichvucong.gov.vn.",
+        "Phí, lệ phí: 135.000 đồng.",  # the online rate of 115.000 đồng ended on 31/12/2025
+        "Mức độ trực tuyến: Có nộp trực tuyến (chưa rõ mức độ), tại https://dichvucong.gov.vn.",
     ]
+    before = summary_script(details, profile, on=date(2025, 12, 31)).splitlines()[3]
+    assert before == "Phí, lệ phí: 135.000 đồng; 115.000 đồng."
+
+
+def _method(method: str, **values) -> MethodDetails:
+    fields = dict(time_value=None, time_unit=None, time_text=None, fee_amounts=[],
+                  fee_text=None, fee_description=None, description=None)  # fmt: skip
+    return MethodDetails(method=method, **{**fields, **values})
 
 
 def test_summary_script_uses_the_province_centre_for_province_procedures():
-    detail = {
-        "code": "1.000001",
-        "name": "Thủ tục thử",
-        "levels": ["tinh"],
-        "online_level": "truc_tiep",
-        "receiving_address": None,
-        "implementing_agencies": "Sở Tư pháp",
-        "methods": [
-            {"method": "truc_tiep", "time_value": 3, "time_unit": "working_day",
-             "fee_amounts": [], "fee_text": "Miễn phí"},
-            {"method": "buu_chinh", "time_value": None, "time_text": "Không có thông tin",
-             "fee_amounts": [], "fee_text": None},
+    details = ProcedureDetails(
+        code="1.000001", name="Thủ tục thử", field=None, levels=["tinh"], procedure_type=None,
+        implementing_agencies="Sở Tư pháp", competent_agency=None, receiving_address=None,
+        target_subjects=None, requirements=None, steps=None, result=None, decision_number=None,
+        ministry=None, online_level="truc_tiep", online_level_source="", online_submit_url=None,
+        source_url=None, source_format="test", source_file=None, source_hash="",
+        imported_at=datetime(2026, 1, 1),
+        methods=[
+            _method("truc_tiep", time_value=3, time_unit="working_day", fee_text="Miễn phí"),
+            _method("buu_chinh", time_text="Không có thông tin"),
         ],
-    }  # fmt: skip
+        documents=[], legal_bases=[],
+    )  # fmt: skip
     profile = ProvinceProfile(centre_name="Trung tâm PVHCC tỉnh X", centre_address="1 Đường A")
-    lines = summary_script(detail, profile).splitlines()
+    lines = summary_script(details, profile).splitlines()
     assert lines[1] == "Nơi nộp: Trung tâm PVHCC tỉnh X, 1 Đường A."
-    assert lines[2] == f"Thời gian giải quyết: trực tiếp: 3 ngày làm việc; bưu chính: {UNKNOWN}."
-    assert lines[3] == f"Phí, lệ phí: trực tiếp: Miễn phí; bưu chính: {UNKNOWN}."
-    assert lines[4] == "Nộp trực tuyến: không, chỉ nộp trực tiếp hoặc qua bưu chính."
-    assert summary_script(detail, ProvinceProfile()).splitlines()[1] == "Nơi nộp: Sở Tư pháp."
+    assert lines[2] == "Thời gian giải quyết: Trực tiếp: 3 ngày làm việc."
+    assert lines[3] == "Phí, lệ phí: Trực tiếp: Miễn phí."
+    assert (
+        lines[4]
+        == "Mức độ trực tuyến: Không nộp trực tuyến (chỉ nộp trực tiếp hoặc qua bưu chính)."
+    )
+    assert summary_script(details, ProvinceProfile()).splitlines()[1] == "Nơi nộp: Sở Tư pháp."
 
 
 # ---- what the bot could not answer -------------------------------------------------------------
@@ -347,7 +361,27 @@ def _conversations(now: float) -> dict[str, list]:
             user("đổi gplx mất bao lâu", "ask_processing_time", t + 17),
             slot("procedure_code", "3.000347", t + 18),
         ],
+        # Rated answers: "Chưa đúng" is listed with its question; both are counted.
+        "web-rated": [
+            user("đổi gplx cần giấy tờ gì", "ask_documents", t + 19),
+            slot("procedure_code", "3.000347", t + 20),
+            bot("Thủ tục: Đổi giấy phép lái xe", t + 20, [{"title": "Chưa đúng", "payload": "x"}]),
+            rating("wrong", t + 21, code="3.000347"),
+            rating("helpful", t + 22, code="3.000351"),
+            rating("wrong", t + 23),  # typed "sai rồi": the current procedure
+        ],
     }
+
+
+def rating(value: str, timestamp: float, code: str | None = None):
+    """A feedback button click (or typed rating) as Rasa stores it: the entities carry it."""
+    from rasa.shared.core.events import UserUttered
+
+    entities = [{"entity": "rating", "value": value}]
+    entities += [{"entity": "procedure_code", "value": code}] if code else []
+    parse = {"text": "/feedback", "intent": {"name": "feedback", "confidence": 1.0},
+             "entities": entities}  # fmt: skip
+    return UserUttered("/feedback", parse["intent"], entities, parse, timestamp=timestamp)
 
 
 async def _save_conversations(url: str) -> None:
@@ -363,12 +397,14 @@ def _check_report(url: str) -> None:
         ("Ngoài phạm vi (out_of_scope)", "thời tiết hôm nay thế nào"),
         ("Bỏ dở khi chọn thủ tục", "đổi bằng lái"),
         ("Bỏ dở khi chọn thủ tục", "gplx hết hạn"),
+        ("Người dân báo chưa đúng", "đổi gplx cần giấy tờ gì"),
     }
+    assert report.feedback == [("3.000347", 0, 2), ("3.000351", 1, 0)]
     details = {m.text: m.detail for m in report.messages}
     assert details["đổi bằng lái"] == "Trả lời tiếp: thôi cảm ơn, mail em là [email]"
     assert "không trả lời" in details["gplx hết hạn"]
-    assert report.messages[0].text == "gplx hết hạn"  # newest first
-    assert report.top_procedures == [("3.000347", 2), ("3.000351", 1)]
+    assert report.messages[0].text == "đổi gplx cần giấy tờ gì"  # newest first
+    assert report.top_procedures == [("3.000347", 3), ("3.000351", 1)]
     assert all(len(m.conversation) == 8 and "web" not in m.conversation for m in report.messages)
 
 
@@ -409,6 +445,7 @@ async def test_unanswered_page_lists_masked_messages_and_top_procedures(staff_cl
     assert "thời tiết hôm nay thế nào" in html and "Bỏ dở khi chọn thủ tục" in html
     assert "a@b.vn" not in html
     assert f'href="/staff/procedures/{LICENCE_EXCHANGE}"' in html and "Đổi giấy phép lái xe" in html
+    assert "Người dân báo chưa đúng" in html and 'id="feedback-counts"' in html
 
 
 async def test_unanswered_page_without_tracker_store(staff_client):

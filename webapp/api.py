@@ -17,6 +17,7 @@ from functools import partial
 from aiohttp import web
 
 from procedures_db.db import get_engine
+from procedures_db.profile import load_profile_or_default
 from webapp.clientip import client_ip
 from webapp.lookup import (
     LookupUnavailable,
@@ -133,7 +134,8 @@ async def detail_handler(request: web.Request) -> web.Response:
     if len(code) > MAX_CODE_LENGTH:
         raise ParamError("code", f"'code' dài quá {MAX_CODE_LENGTH} ký tự.")
     settings = request.app["settings"]
-    detail = await call_blocking(settings, procedure_detail, _engine(request), code)
+    profile = await call_blocking(settings, load_profile_or_default, settings.province_profile)
+    detail = await call_blocking(settings, procedure_detail, _engine(request), code, profile)
     if detail is None:
         return error_response(404, "not_found", f"Không có thủ tục mã '{code}'.", procedure=code)
     return json_response(detail)

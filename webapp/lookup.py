@@ -1,7 +1,8 @@
-"""Procedure lookups shared by the JSON API and the staff pages, plus their Vietnamese wording.
+"""Procedure lookups shared by the JSON API and the staff pages.
 
 The sync functions here run in a worker thread (`call_blocking`); ranking is always
-`procedures_db.search.search`, the same as the bot's.
+`procedures_db.search.search`, the same as the bot's; the queries are `procedures_db.queries`,
+the wording `procedures_db.answers`.
 """
 
 from __future__ import annotations
@@ -14,19 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from procedures_db.facts import (
-    LEVEL_LABELS,
-    ONLINE_LABELS,
-    UNKNOWN,
-    known,
-    method_fee,
-    method_label,
-    method_time,
-)
-from procedures_db.models import Level, Method, OnlineLevel, Procedure, SubmissionMethod
+from procedures_db import queries
+from procedures_db.answers import key_facts, procedure_reply, summary_script
+from procedures_db.answers.text import method_summary
+from procedures_db.facts import LEVEL_LABELS, ONLINE_LABELS, UNKNOWN
 from procedures_db.profile import ProvinceProfile
 from procedures_db.settings import Settings
 
@@ -37,13 +31,6 @@ MAX_QUERY_LENGTH = 200
 MAX_FIELD_LENGTH = 300
 MAX_LIMIT = 50
 DEFAULT_LIMIT = 10
-
-# How the summary script says it (the "truc_tiep" level never gets here: no online method).
-ONLINE_SCRIPT = {
-    OnlineLevel.FULL.value: "toàn trình",
-    OnlineLevel.PARTIAL.value: "một phần (một số bước vẫn làm trực tiếp)",
-    OnlineLevel.UNKNOWN.value: "chưa rõ toàn trình hay một phần",
-}
 
 
 class ParamError(ValueError):
@@ -113,120 +100,7 @@ async def call_blocking(settings: Settings, function: Callable[..., T], *args: A
         raise LookupUnavailable(f"{function.__qualname__} failed") from error
 
 
-# ---- wording -------------------------------------------------------------------------------
-
-
-def method_summary(method: Mapping[str, Any]) -> dict[str, str]:
-    """Per-method wording for tables and the read-aloud script (the short fee form)."""
-    return {
-        "method": method.get("method") or "",
-        "method_label": method_label(method),
-        "time": method_time(method) or UNKNOWN,
-        "fee": method_fee(method, short=True) or UNKNOWN,
-    }
-
-
-def _per_method(summaries: list[dict[str, str]], key: str) -> str:
-    """ "5 ngày làm việc" when every method agrees, else "trực tuyến: 3 ngày; trực tiếp: 5 ngày"."""
-    values = [summary[key] for summary in summaries]
-    if not values:
-        return UNKNOWN
-    if len(set(values)) == 1:
-        return values[0]
-    return "; ".join(f"{s['method_label'].lower()}: {s[key]}" for s in summaries)
-
-
-def _spoken_fee(methods: list[Mapping[str, Any]], summaries: list[dict[str, str]]) -> str:
-    """Several amounts depend on the case: say so rather than read a bare list."""
-    fee = _per_method(summaries, "fee")
-    amounts = {amount for m in methods for amount in m.get("fee_amounts") or [] if amount}
-    return f"{fee} (tùy trường hợp, xem ghi chú phí)" if len(amounts) > 1 else fee
-
-
-def online_available(detail: Mapping[str, Any]) -> bool:
-    has_online_method = any(m.get("method") == Method.ONLINE.value for m in detail["methods"])
-    return has_online_method or detail.get("online_level") in (
-        OnlineLevel.FULL.value,
-        OnlineLevel.PARTIAL.value,
-    )
-
-
-def online_url(detail: Mapping[str, Any], profile: ProvinceProfile) -> str:
-    return detail.get("online_submit_url") or profile.online_portal_url
-
-
-def where_to_submit(detail: Mapping[str, Any], profile: ProvinceProfile) -> list[tuple[str, str]]:
-    """(label, value) rows: the record's own address and agencies, then the province profile."""
-    rows = [
-        ("Địa chỉ tiếp nhận hồ sơ", known(detail.get("receiving_address"))),
-        ("Cơ quan thực hiện", known(detail.get("implementing_agencies"))),
-        ("Cơ quan có thẩm quyền", known(detail.get("competent_agency"))),
-    ]
-    levels = detail.get("levels") or []
-    if Level.PROVINCE.value in levels:
-        rows += [
-            ("Trung tâm Phục vụ hành chính công", known(profile.centre_name)),
-            ("Địa chỉ Trung tâm", known(profile.centre_address)),
-            ("Giờ làm việc", known(profile.opening_hours)),
-            ("Đường dây nóng", known(profile.hotline)),
-        ]
-    if Level.COMMUNE.value in levels:
-        rows.append(("Bộ phận một cửa cấp xã", known(profile.commune_one_stop)))
-    if online_available(detail):
-        rows.append(("Nộp trực tuyến tại", online_url(detail, profile)))
-    return rows
-
-
-def _where_short(detail: Mapping[str, Any], profile: ProvinceProfile) -> str:
-    if known(detail.get("receiving_address")) != UNKNOWN:
-        return detail["receiving_address"].strip()
-    levels = detail.get("levels") or []
-    if Level.PROVINCE.value in levels and profile.centre_name:
-        return ", ".join(filter(None, [profile.centre_name, profile.centre_address]))
-    if Level.COMMUNE.value in levels and profile.commune_one_stop:
-        return profile.commune_one_stop
-    return known(detail.get("implementing_agencies"))
-
-
-def summary_script(detail: Mapping[str, Any], profile: ProvinceProfile) -> str:
-    """A short script the hotline staff reads to the caller."""
-    summaries = [method_summary(m) for m in detail["methods"]]
-    levels = ", ".join(LEVEL_LABELS.get(level, level).lower() for level in detail["levels"])
-    if online_available(detail):
-        how = ONLINE_SCRIPT.get(detail.get("online_level"), ONLINE_SCRIPT["chua_ro"])
-        online = f"có, {how}, tại {online_url(detail, profile)}."
-    else:
-        online = "không, chỉ nộp trực tiếp hoặc qua bưu chính."
-    lines = [
-        f"Thủ tục: {detail['name']} (mã {detail['code']}{', ' + levels if levels else ''}).",
-        f"Nơi nộp: {_where_short(detail, profile)}.",
-        f"Thời gian giải quyết: {_per_method(summaries, 'time')}.",
-        f"Phí, lệ phí: {_spoken_fee(detail['methods'], summaries)}.",
-        f"Nộp trực tuyến: {online}",
-    ]
-    return "\n".join(lines)
-
-
 # ---- queries (sync; run them through call_blocking) -----------------------------------------
-
-
-def _all_methods(engine: Engine) -> dict[str, list[dict[str, str]]]:
-    """Per-method time and fee wording of every procedure (a few thousand short rows)."""
-    rows = select(
-        Procedure.code,
-        SubmissionMethod.method,
-        SubmissionMethod.time_value,
-        SubmissionMethod.time_unit,
-        SubmissionMethod.time_text,
-        SubmissionMethod.fee_amounts,
-        SubmissionMethod.fee_text,
-        SubmissionMethod.fee_description,
-    ).join(SubmissionMethod, SubmissionMethod.procedure_id == Procedure.id)
-    found: dict[str, list[dict[str, str]]] = {}
-    with engine.connect() as connection:
-        for row in connection.execute(rows.order_by(SubmissionMethod.position)):
-            found.setdefault(row.code, []).append(method_summary(row._mapping))
-    return found
 
 
 @dataclass
@@ -238,6 +112,13 @@ class _MethodCache:
 
 _method_caches: dict[Engine, _MethodCache] = {}
 _method_lock = threading.Lock()
+
+
+def _all_summaries(engine: Engine) -> dict[str, list[dict[str, str]]]:
+    return {
+        code: [method_summary(row) for row in rows]
+        for code, rows in queries.methods_by_code(engine=engine).items()
+    }
 
 
 def _methods_of(engine: Engine, codes: list[str]) -> dict[str, list[dict[str, str]]]:
@@ -253,30 +134,10 @@ def _methods_of(engine: Engine, codes: list[str]) -> dict[str, list[dict[str, st
             if entry is None or now - entry.checked_at >= VERSION_CHECK_INTERVAL_S:
                 version = _data_version(engine)
                 if entry is None or entry.version != version:
-                    entry = _MethodCache(version, now, _all_methods(engine))
+                    entry = _MethodCache(version, now, _all_summaries(engine))
                 entry.checked_at = now
                 _method_caches[engine] = entry
     return {code: entry.methods.get(code, []) for code in codes}
-
-
-def _browse(engine: Engine, params: SearchParams) -> list[dict[str, Any]]:
-    """No query text: procedures matching the filters, by name."""
-    statement = select(
-        Procedure.code, Procedure.name, Procedure.levels, Procedure.field, Procedure.online_level
-    ).order_by(Procedure.name)
-    if params.field:
-        statement = statement.where(Procedure.field == params.field)
-    if params.online:
-        statement = statement.where(Procedure.online_level == params.online)
-    results = []
-    with engine.connect() as connection:
-        for row in connection.execute(statement):
-            if params.level and params.level not in (row.levels or []):
-                continue
-            results.append({**row._mapping, "score": None})
-            if len(results) == params.limit:
-                break
-    return results
 
 
 def search_procedures(engine: Engine, params: SearchParams) -> list[dict[str, Any]]:
@@ -294,7 +155,13 @@ def search_procedures(engine: Engine, params: SearchParams) -> list[dict[str, An
         )
         results = [hit.to_dict() for hit in hits]
     elif params.filters():
-        results = _browse(engine, params)
+        results = queries.browse(
+            field=params.field,
+            level=params.level,
+            online_level=params.online,
+            limit=params.limit,
+            engine=engine,
+        )
     else:
         return []
     methods = _methods_of(engine, [result["code"] for result in results])
@@ -305,14 +172,24 @@ def search_procedures(engine: Engine, params: SearchParams) -> list[dict[str, An
     return results
 
 
-def procedure_detail(engine: Engine, code: str) -> dict[str, Any] | None:
-    from procedures_db import queries
+def procedure_details(engine: Engine, code: str) -> queries.ProcedureDetails | None:
+    return queries.get_procedure(code.strip(), engine=engine)
 
-    details = queries.get_procedure(code.strip(), engine=engine)
-    return details.to_dict() if details else None
+
+def procedure_detail(engine: Engine, code: str, profile: ProvinceProfile) -> dict[str, Any] | None:
+    """The record as JSON, with the text fields a person is told (`answers`), worded like the
+    bot and the staff page."""
+    details = procedure_details(engine, code)
+    if details is None:
+        return None
+    data = details.to_dict()
+    data["answers"] = {
+        **key_facts(details, profile),
+        "summary": summary_script(details, profile),
+        "documents": procedure_reply(details, ["documents"], profile, full_documents=True).text,
+    }
+    return data
 
 
 def list_fields(engine: Engine) -> list[str]:
-    from procedures_db import queries
-
     return queries.list_fields(engine=engine)

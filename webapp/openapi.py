@@ -89,8 +89,27 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "description": "Every column of the procedure, with its submission methods "
             "(time and fee per method), documents and legal bases.",
-            "required": ["code", "name", "levels", "methods", "documents", "legal_bases"],
+            "required": [
+                "code",
+                "name",
+                "levels",
+                "methods",
+                "documents",
+                "legal_bases",
+                "answers",
+            ],
             "properties": {
+                "answers": {
+                    "type": "object",
+                    "description": "What a person is told, worded as the bot and the staff page "
+                    "say it (procedures_db.answers): time, fee (current amounts), place, online "
+                    "level, the read-aloud summary and the documents list.",
+                    "required": ["time", "fee", "place", "online", "summary", "documents"],
+                    "properties": {
+                        key: _STRING
+                        for key in ("time", "fee", "place", "online", "summary", "documents")
+                    },
+                },
                 "code": _STRING,
                 "name": _STRING,
                 "field": _NULLABLE_STRING,

@@ -1,44 +1,41 @@
 """Hotline staff area under /staff (sign-in required): search as you type, procedure pages with
 a read-aloud summary, and what the bot could not answer.
 
-Pages are rendered here from small templates in webapp/templates/staff/ (every value is
-HTML-escaped unless it is a `Safe` fragment built by this module); the browser code is
+Pages are Jinja2 templates in webapp/templates/staff/ (autoescaped); the wording of every fact
+comes from procedures_db.answers, the data from procedures_db.queries; the browser code is
 webapp/static/staff/staff.js (no inline scripts, so the CSP can forbid them).
 """
 
 from __future__ import annotations
 
 import functools
-import html
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from string import Template
-from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
+from procedures_db.answers import place_answer, plan_documents, summary_script
+from procedures_db.answers.text import method_rows
+from procedures_db.answers.values import online_summary
 from procedures_db.db import get_engine
-from procedures_db.profile import load_profile
+from procedures_db.facts import LEVEL_LABELS, ONLINE_LABELS, UNKNOWN, known
+from procedures_db.profile import ProvinceProfile, load_profile_or_default
+from procedures_db.queries import ProcedureDetails, procedure_names
 from webapp import auth
 from webapp.api import error_response, json_errors, json_response
 from webapp.clientip import client_ip, is_https
 from webapp.lookup import (
-    LEVEL_LABELS,
     MAX_QUERY_LENGTH,
-    ONLINE_LABELS,
-    UNKNOWN,
     LookupUnavailable,
     call_blocking,
-    known,
     list_fields,
-    method_summary,
     parse_search_params,
-    procedure_detail,
+    procedure_details,
     search_procedures,
-    summary_script,
-    where_to_submit,
 )
 from webapp.unanswered import read_unanswered
 
@@ -62,36 +59,25 @@ SECURITY_HEADERS = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class Safe(str):
-    """HTML that is already escaped."""
+@functools.lru_cache(maxsize=1)
+def _environment() -> Environment:
+    # Autoescape everything: values from the records and from citizens are never trusted.
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined
+    )
 
 
-def h(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-@functools.lru_cache(maxsize=16)
-def _template(name: str) -> Template:
-    return Template((TEMPLATES / name).read_text(encoding="utf-8"))
-
-
-def render(name: str, **values: object) -> Safe:
-    escaped = {k: v if isinstance(v, Safe) else h(v) for k, v in values.items()}
-    return Safe(_template(name).substitute(escaped))
+def render(name: str, **values: object) -> Markup:
+    return Markup(_environment().get_template(name).render(unknown=UNKNOWN, **values))
 
 
 def page(
     title: str,
-    content: Safe,
+    content: Markup,
     identity: auth.StaffIdentity | None = None,
     status: int = 200,
 ) -> web.Response:
-    nav = (
-        render("nav.html", username=identity.username, csrf_token=identity.csrf_token)
-        if identity
-        else Safe("")
-    )
-    body = render("layout.html", title=title, nav=nav, content=content)
+    body = render("layout.html", title=title, identity=identity, content=content)
     return web.Response(
         text=body,
         status=status,
@@ -102,9 +88,7 @@ def page(
 
 
 def message_page(request: web.Request, title: str, text: str, status: int) -> web.Response:
-    content = Safe(
-        f"<h1>{h(title)}</h1><p>{h(text)}</p><p><a href='/staff'>Về trang tra cứu</a></p>"
-    )
+    content = render("message.html", title=title, text=text)
     return page(title, content, request.get("staff"), status)
 
 
@@ -172,16 +156,13 @@ def _login_form(
     status: int = 200,
 ) -> web.Response:
     csrf = secrets.token_urlsafe(32)
-    notice = Safe(f'<p class="error" role="alert">{h(message)}</p>') if message else Safe("")
+    # After a failed attempt the name is filled in: the password is what to retype.
     content = render(
         "login.html",
-        message=notice,
+        message=message,
         csrf_token=csrf,
         next=_safe_next(next_path),
         username=username,
-        # After a failed attempt the name is filled in: the password is what to retype.
-        username_focus=Safe("" if username else " autofocus"),
-        password_focus=Safe(" autofocus" if username else ""),
     )
     response = page("Đăng nhập", content, status=status)
     _set_cookie(request, response, LOGIN_CSRF_COOKIE, csrf)
@@ -240,27 +221,19 @@ async def logout(request: web.Request) -> web.StreamResponse:
 # ---- search ----------------------------------------------------------------------------------
 
 
-def _options(choices: Iterable[tuple[str, str]], selected: str | None) -> Safe:
-    return Safe(
-        "".join(
-            f'<option value="{h(value)}"{" selected" if value == selected else ""}>'
-            f"{h(label)}</option>"
-            for value, label in choices
-        )
-    )
-
-
 async def search_page(request: web.Request) -> web.Response:
     query = request.query
     fields = await call_blocking(_settings(request), list_fields, _engine(request))
-    levels = [(k, v) for k, v in LEVEL_LABELS.items() if k != "khac"]
     content = render(
         "search.html",
         q=query.get("q", ""),
         max_query=MAX_QUERY_LENGTH,
-        field_options=_options(((f, f) for f in fields), query.get("field")),
-        level_options=_options(levels, query.get("level")),
-        online_options=_options(ONLINE_LABELS.items(), query.get("online")),
+        fields=[(f, f) for f in fields],
+        levels=[(k, v) for k, v in LEVEL_LABELS.items() if k != "khac"],
+        onlines=list(ONLINE_LABELS.items()),
+        selected_field=query.get("field"),
+        selected_level=query.get("level"),
+        selected_online=query.get("online"),
     )
     return page("Tra cứu", content, request["staff"])
 
@@ -274,207 +247,54 @@ async def search_json(request: web.Request) -> web.Response:
 # ---- procedure page --------------------------------------------------------------------------
 
 
-def _text_block(value: object) -> Safe:
-    text = known(value)
-    css = "unknown" if text == UNKNOWN else "prose"
-    return Safe(f'<div class="{css}">{h(text)}</div>')
-
-
-def _section(title: str, body: str, section_id: str) -> str:
-    return f'<section id="{section_id}"><h2>{h(title)}</h2>{body}</section>'
-
-
-def _definition_list(rows: Iterable[tuple[str, str]]) -> str:
-    items = "".join(
-        f"<dt>{h(label)}</dt><dd{' class=unknown' if value == UNKNOWN else ''}>"
-        f"{_link_or_text(value)}</dd>"
-        for label, value in rows
-    )
-    return f'<dl class="facts">{items}</dl>'
-
-
-def _link_or_text(value: str) -> str:
-    if value.startswith(("https://", "http://")):
-        return f'<a href="{h(value)}" rel="noopener noreferrer">{h(value)}</a>'
-    return h(value)
-
-
-def _table(headings: Iterable[str], rows: str, *, table_id: str = "", caption: str = "") -> str:
-    head = "".join(f"<th>{h(heading)}</th>" for heading in headings)
-    attributes = f' id="{table_id}"' if table_id else ""
-    caption_html = f"<caption>{h(caption)}</caption>" if caption else ""
-    return (
-        f'<table class="grid"{attributes}>{caption_html}<thead><tr>{head}</tr></thead>'
-        f"<tbody>{rows}</tbody></table>"
-    )
-
-
-def _methods_table(methods: list[Mapping[str, Any]]) -> str:
-    if not methods:
-        return f'<p class="unknown">{UNKNOWN}</p>'
-    summaries = [(m, method_summary(m)) for m in methods]
-    rows = "".join(
-        "<tr>"
-        f"<th scope=row>{h(summary['method_label'])}</th>"
-        f"<td>{h(summary['time'])}</td><td>{h(summary['fee'])}</td>"
-        f"<td class=small>{h(known(m.get('fee_description') or m.get('fee_text')))}</td>"
-        f"<td class=small>{h(known(m.get('description')))}</td>"
-        "</tr>"
-        for m, summary in summaries
-    )
-    headings = ["Cách nộp", "Thời gian giải quyết", "Phí, lệ phí", "Ghi chú phí (nguyên văn)"]
-    return _table([*headings, "Mô tả"], rows)
-
-
-def _quantity(value: object) -> str:
-    return UNKNOWN if value is None else str(value)
-
-
-def _documents(documents: list[Mapping[str, Any]]) -> str:
-    if not documents:
-        return f'<p class="unknown">{UNKNOWN}</p>'
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for document in documents:
-        groups.setdefault(document.get("case_name") or "", []).append(document)
-    parts = []
-    headings = ["Giấy tờ", "Bản chính", "Bản sao", "Mẫu đơn, tờ khai"]
-    for case, items in groups.items():
-        rows = "".join(
-            f"<tr><td>{h(d['name'])}</td><td class=num>{h(_quantity(d.get('originals')))}</td>"
-            f"<td class=num>{h(_quantity(d.get('copies')))}</td>"
-            f"<td>{h(d.get('form_name') or '')}</td></tr>"
-            for d in items
-        )
-        parts.append(_table(headings, rows, caption=f"Trường hợp: {case}" if case else ""))
-    return "".join(parts)
-
-
-def _legal_basis(basis: Mapping[str, Any]) -> str:
-    number = basis.get("number")
-    return f"<li>{h(basis['title'])}{' — số ' + h(number) if number else ''}</li>"
-
-
-def _legal_bases(bases: list[Mapping[str, Any]]) -> str:
-    if not bases:
-        return f'<p class="unknown">{UNKNOWN}</p>'
-    return f"<ul>{''.join(_legal_basis(basis) for basis in bases)}</ul>"
-
-
-def _source(detail: Mapping[str, Any]) -> str:
-    imported = str(detail.get("imported_at") or "").replace("T", " ")[:19]
-    rows = [
-        ("Trang gốc", known(detail.get("source_url"))),
-        ("Số quyết định công bố", known(detail.get("decision_number"))),
-        ("Dữ liệu nhập lúc (UTC)", known(imported)),
-    ]
-    return _definition_list(rows)
-
-
-def procedure_content(detail: Mapping[str, Any], profile) -> Safe:
-    levels = ", ".join(LEVEL_LABELS.get(level, level) for level in detail.get("levels") or [])
+def procedure_content(details: ProcedureDetails, profile: ProvinceProfile) -> Markup:
+    levels = ", ".join(LEVEL_LABELS.get(level, level) for level in details.levels)
     overview = [
-        ("Mã thủ tục", detail["code"]),
+        ("Mã thủ tục", details.code),
         ("Cấp thực hiện", known(levels)),
-        ("Lĩnh vực", known(detail.get("field"))),
-        ("Mức độ trực tuyến", ONLINE_LABELS.get(detail.get("online_level"), UNKNOWN)),
-        ("Loại thủ tục", known(detail.get("procedure_type"))),
-        ("Đối tượng thực hiện", known(detail.get("target_subjects"))),
-        ("Kết quả", known(detail.get("result"))),
+        ("Lĩnh vực", known(details.field)),
+        ("Mức độ trực tuyến", online_summary(details)),
+        ("Loại thủ tục", known(details.procedure_type)),
+        ("Đối tượng thực hiện", known(details.target_subjects)),
+        ("Kết quả", known(details.result)),
     ]
-    script = summary_script(detail, profile)
-    summary = (
-        '<div class="summary"><h2 id="summary-title">Tóm tắt để đọc cho người gọi</h2>'
-        f'<pre id="summary-script" aria-labelledby="summary-title">{h(script)}</pre>'
-        '<button type="button" id="copy-summary" class="no-print" data-copy="summary-script">'
-        "Sao chép tóm tắt</button>"
-        '<span id="copy-status" class="status no-print" role="status" aria-live="polite"></span>'
-        "</div>"
+    imported = details.imported_at.isoformat(sep=" ")[:19]
+    source = [
+        ("Trang gốc", known(details.source_url)),
+        ("Số quyết định công bố", known(details.decision_number)),
+        ("Dữ liệu nhập lúc (UTC)", imported),
+    ]
+    return render(
+        "procedure.html",
+        d=details,
+        overview=overview,
+        script=summary_script(details, profile),
+        methods=method_rows(details),
+        place=place_answer(details, profile),
+        plan=plan_documents(list(details.documents)),
+        source=source,
     )
-    sections = [
-        '<p class="no-print"><a href="/staff" id="back">← Về tìm kiếm</a> '
-        '<button type="button" id="print-page">In trang</button></p>',
-        f"<h1>{h(detail['name'])}</h1>",
-        _definition_list(overview),
-        summary,
-        _section("Thời gian và phí theo cách nộp", _methods_table(detail["methods"]), "methods"),
-        _section("Nơi nộp hồ sơ", _definition_list(where_to_submit(detail, profile)), "where"),
-        _section("Thành phần hồ sơ", _documents(detail["documents"]), "documents"),
-        _section("Trình tự thực hiện", _text_block(detail.get("steps")), "steps"),
-        _section("Yêu cầu, điều kiện", _text_block(detail.get("requirements")), "requirements"),
-        _section("Căn cứ pháp lý", _legal_bases(detail["legal_bases"]), "legal"),
-        _section("Nguồn dữ liệu", _source(detail), "source"),
-    ]
-    return Safe(f'<article class="procedure">{"".join(sections)}</article>')
 
 
 async def procedure_page(request: web.Request) -> web.Response:
     code = request.match_info["code"][:64]
     settings = _settings(request)
-    detail = await call_blocking(settings, procedure_detail, _engine(request), code)
-    if detail is None:
+    details = await call_blocking(settings, procedure_details, _engine(request), code)
+    if details is None:
         return message_page(request, "Không tìm thấy thủ tục", f"Không có thủ tục mã {code}.", 404)
-    profile = await call_blocking(settings, load_profile, settings.province_profile)
-    return page(detail["name"], procedure_content(detail, profile), request["staff"])
+    profile = await call_blocking(settings, load_profile_or_default, settings.province_profile)
+    return page(details.name, procedure_content(details, profile), request["staff"])
 
 
 # ---- what the bot could not answer -------------------------------------------------------------
 
 
-def _top_procedures(top: list[tuple[str, int]], names: Mapping[str, str]) -> str:
-    if not top:
-        return "<p>Chưa có dữ liệu.</p>"
-    rows = "".join(
-        f'<tr><td><a href="/staff/procedures/{h(code)}">{h(code)}</a></td>'
-        f"<td>{h(names.get(code, UNKNOWN))}</td><td class=num>{count}</td></tr>"
-        for code, count in top
-    )
-    return _table(["Mã", "Thủ tục", "Số cuộc trò chuyện"], rows, table_id="top-procedures")
-
-
-def _unanswered_table(messages) -> str:
-    if not messages:
-        return "<p>Không có câu hỏi nào bot chưa trả lời được.</p>"
-    rows = "".join(
-        f"<tr><td class=nowrap>{m.timestamp:%Y-%m-%d %H:%M} UTC</td><td>{h(m.reason)}</td>"
-        f'<td class="message">{h(m.text)}</td><td class=small>{h(m.detail)}</td>'
-        f"<td><code>{h(m.conversation)}</code></td></tr>"
-        for m in messages
-    )
-    headings = ["Thời điểm", "Lý do", "Tin nhắn của người dân", "Chi tiết", "Cuộc trò chuyện"]
-    return _table(headings, rows, table_id="unanswered")
-
-
-def _procedure_names(engine, codes: list[str]) -> dict[str, str]:
-    from sqlalchemy import select
-
-    from procedures_db.models import Procedure
-
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(Procedure.code, Procedure.name).where(Procedure.code.in_(codes))
-        )
-        return {row.code: row.name for row in rows}
-
-
 async def unanswered_page(request: web.Request) -> web.Response:
     settings = _settings(request)
     report = await call_blocking(settings, read_unanswered, settings.tracker_db_url)
-    codes = [code for code, _ in report.top_procedures]
-    names = await call_blocking(settings, _procedure_names, _engine(request), codes)
-    note = (
-        ""
-        if report.store_found
-        else '<p class="error">Chưa có kho hội thoại (tracker store) — bot chưa nhận tin nào.</p>'
-    )
-    content = Safe(
-        "<h1>Câu hỏi bot chưa trả lời được</h1>"
-        f"{note}<p class=hint>Số điện thoại, số CCCD/CMND, email đã được che. "
-        f"Đã đọc {report.events_read} sự kiện gần nhất.</p>"
-        + _section("Tin nhắn gần đây", _unanswered_table(report.messages), "recent")
-        + _section(
-            "Thủ tục được hỏi nhiều nhất", _top_procedures(report.top_procedures, names), "top"
-        )
-    )
+    codes = [code for code, _ in report.top_procedures] + [row[0] for row in report.feedback]
+    names = await call_blocking(settings, procedure_names, codes, engine=_engine(request))
+    content = render("unanswered.html", report=report, names=names)
     return page("Câu hỏi bot chưa trả lời được", content, request["staff"])
 
 

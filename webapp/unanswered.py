@@ -2,8 +2,9 @@
 
 A citizen message counts as unanswered when its intent was `nlu_fallback` or `out_of_scope`, or
 when it led to a list of candidate procedures (disambiguation) and the citizen's next message
-did not pick one, or the conversation stopped there. Message text is shown masked
-(procedures_db.privacy); sender ids only as a short hash.
+did not pick one, or the conversation stopped there, or when the citizen rated its answer
+"Chưa đúng" (intent `feedback`, entity `rating`); ratings are also counted per procedure.
+Message text is shown masked (procedures_db.privacy); sender ids only as a short hash.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from procedures_db.vocabulary import load_vocabulary
 
 FALLBACK_INTENTS = {"nlu_fallback": "Bot không hiểu", "out_of_scope": "Ngoài phạm vi"}
 ABANDONED = "Bỏ dở khi chọn thủ tục"
+FEEDBACK_INTENT = "feedback"  # the "Hữu ích" / "Chưa đúng" buttons (actions/formatting.py)
+HELPFUL, WRONG = "helpful", "wrong"
+MARKED_WRONG = "Người dân báo chưa đúng"
 PROCEDURE_SLOT = "procedure_code"
 CANDIDATES_SLOT = "procedure_candidates"  # set by actions/disambiguation.py when it offers a list
 _CODE = load_vocabulary().code_re  # codes.yml
@@ -54,6 +58,7 @@ class UnansweredMessage:
 class UnansweredReport:
     messages: list[UnansweredMessage] = field(default_factory=list)
     top_procedures: list[tuple[str, int]] = field(default_factory=list)  # (code, conversations)
+    feedback: list[tuple[str, int, int]] = field(default_factory=list)  # (code, helpful, wrong)
     events_read: int = 0
     store_found: bool = True
 
@@ -113,6 +118,26 @@ def _entry(event: dict[str, Any] | None, sender: str, reason: str, detail: str =
     )
 
 
+def _entity(event: dict[str, Any], name: str) -> str | None:
+    entities = (event.get("parse_data") or {}).get("entities") or []
+    values = [str(e.get("value")) for e in entities if e.get("entity") == name and e.get("value")]
+    return values[0] if values else None
+
+
+def _feedback(
+    event: dict[str, Any], question: dict[str, Any] | None, code: str | None, sender: str, rated
+) -> UnansweredMessage | None:
+    """Count a rating; a "Chưa đúng" is listed with the question whose answer it rates."""
+    rating = _entity(event, "rating")
+    code = _entity(event, PROCEDURE_SLOT) or code
+    if rating not in (HELPFUL, WRONG) or not code:
+        return None
+    rated[(code, rating)] += 1
+    if rating != WRONG:
+        return None
+    return _entry(question or event, sender, MARKED_WRONG, f"Thủ tục {code}")
+
+
 def _abandoned(offer: _Offer, sender: str) -> UnansweredMessage | None:
     if offer.chosen:
         return None
@@ -124,13 +149,19 @@ def _abandoned(offer: _Offer, sender: str) -> UnansweredMessage | None:
 
 
 def _conversation_findings(
-    sender: str, events: Iterable[dict[str, Any]], asked: Counter
+    sender: str, events: Iterable[dict[str, Any]], asked: Counter, rated: Counter
 ) -> Iterator[UnansweredMessage]:
     last_user: dict[str, Any] | None = None
     offer: _Offer | None = None
     codes_asked: set[str] = set()
+    current: str | None = None
     for event in events:
         kind = event.get("event")
+        if kind == "user" and _intent(event) == FEEDBACK_INTENT:
+            found = _feedback(event, last_user, current, sender, rated)
+            if found:
+                yield found
+            continue
         if kind == "user":
             if offer and offer.reply is None:
                 offer.reply = event
@@ -145,7 +176,8 @@ def _conversation_findings(
                 yield _entry(event, sender, f"{reason} ({_intent(event)})")
             last_user = event
         elif kind == "slot" and event.get("name") == PROCEDURE_SLOT and event.get("value"):
-            codes_asked.add(str(event["value"]))
+            current = str(event["value"])
+            codes_asked.add(current)
             if offer and offer.reply is not None and event["value"] in offer.candidates:
                 offer.chosen = True
         codes = _offered_codes(event) if kind in ("bot", "slot") else set()
@@ -164,6 +196,13 @@ def _conversation_findings(
         if found:
             yield found
     asked.update(codes_asked)
+
+
+def _feedback_counts(rated: Counter) -> list[tuple[str, int, int]]:
+    """(code, helpful, wrong) per rated procedure, the most often wrong first."""
+    codes = {code for code, _ in rated}
+    counts = [(code, rated[(code, HELPFUL)], rated[(code, WRONG)]) for code in codes]
+    return sorted(counts, key=lambda row: (-row[2], -row[1], row[0]))
 
 
 @lru_cache(maxsize=4)
@@ -212,15 +251,17 @@ def read_unanswered(
         return UnansweredReport(store_found=False)
     conversations = _recent_events(engine, scan_limit)
     asked: Counter = Counter()
+    rated: Counter = Counter()
     messages = [
         found
         for sender, events in conversations.items()
-        for found in _conversation_findings(sender, events, asked)
+        for found in _conversation_findings(sender, events, asked, rated)
         if found is not None
     ]
     messages.sort(key=lambda message: message.timestamp, reverse=True)
     return UnansweredReport(
         messages=messages[:limit],
         top_procedures=asked.most_common(top),
+        feedback=_feedback_counts(rated),
         events_read=sum(len(events) for events in conversations.values()),
     )

@@ -26,6 +26,15 @@
   const STORAGE_KEY = `tthc-chat:${config.server}`;
   const MAX_STORED_MESSAGES = 100;
   const MAX_MESSAGE_CHARS = 2000;
+  const COUNTER_FROM_CHARS = 1800; // the counter appears near the limit
+  // Shown as buttons under the greeting of an empty chat (a host page may set its own, "|"-separated).
+  const SUGGESTIONS = (script.dataset.suggestions ||
+    "Đổi giấy phép lái xe cần giấy tờ gì?|Đăng ký khai sinh nộp ở đâu?|" +
+      "Làm căn cước mất bao lâu?|Đăng ký kết hôn có làm online được không?")
+    .split("|")
+    .map((text) => text.trim())
+    .filter(Boolean)
+    .slice(0, 4);
   const REQUEST_TIMEOUT_MS = 40000;
   const MAX_BACKOFF_MS = 15000;
   // On a shared computer (a one-stop-shop kiosk) the next citizen must not find the last chat.
@@ -176,7 +185,7 @@
     id: "tthc-chat-input",
     class: "input",
     rows: "1",
-    maxlength: String(MAX_MESSAGE_CHARS),
+    "aria-describedby": "tthc-chat-counter",
     placeholder: "Nhập câu hỏi của bạn…",
     "aria-label": "Nhập câu hỏi của bạn",
     enterkeyhint: "send",
@@ -184,6 +193,7 @@
   const sendButton = el("button", { type: "submit", class: "send", "aria-label": "Gửi câu hỏi" }, [
     el("span", { "aria-hidden": "true", text: "➤" }),
   ]);
+  const counter = el("p", { id: "tthc-chat-counter", class: "counter", "aria-live": "polite", hidden: "" });
   const form = el("form", { class: "composer" }, [input, sendButton]);
   const closeButton = el("button", {
     type: "button",
@@ -210,6 +220,7 @@
     ]),
     el("div", { class: "scroller" }, [log, typing]),
     connection,
+    counter,
     form,
     el("p", { class: "footnote", text: "Enter để gửi · Shift+Enter xuống dòng · Esc để đóng" }),
   ]);
@@ -218,6 +229,17 @@
   const scrollToEnd = () => {
     const scroller = log.parentElement;
     scroller.scrollTop = scroller.scrollHeight;
+  };
+
+  // A bot answer taller than the view is shown from its top (where the asked fact is), not its end.
+  const scrollToMessage = (bubble) => {
+    const scroller = log.parentElement;
+    const top = bubble.offsetTop - log.offsetTop;
+    if (bubble.offsetHeight > scroller.clientHeight) scroller.scrollTop = top;
+    else scrollToEnd();
+  };
+  const scrollToLatest = () => {
+    if (log.lastElementChild) scrollToMessage(log.lastElementChild);
   };
 
   const messageNodes = new Map();
@@ -249,7 +271,7 @@
     bubble.append(status);
     messageNodes.set(message.id, status);
     log.append(bubble);
-    scrollToEnd();
+    scrollToMessage(bubble);
   };
 
   const refreshStatus = (message) => {
@@ -282,9 +304,9 @@
     panel.hidden = !open;
     launcher.hidden = open;
     launcher.setAttribute("aria-expanded", String(open));
+    if (open) scrollToLatest(); // after a reload too: the latest message in view
     if (!focus) return;
     if (open) {
-      scrollToEnd();
       input.focus();
     } else {
       launcher.focus();
@@ -404,16 +426,29 @@
     input.style.height = `${Math.min(input.scrollHeight, 120)}px`;
   };
 
+  // Near the limit a counter, over it a refusal: a message is never cut silently.
+  const updateCounter = () => {
+    const length = input.value.length;
+    counter.hidden = length < COUNTER_FROM_CHARS;
+    counter.textContent =
+      length > MAX_MESSAGE_CHARS
+        ? `${length}/${MAX_MESSAGE_CHARS} ký tự — vui lòng rút gọn ${length - MAX_MESSAGE_CHARS} ký tự để gửi.`
+        : `${length}/${MAX_MESSAGE_CHARS} ký tự`;
+    counter.classList.toggle("over", length > MAX_MESSAGE_CHARS);
+  };
+
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = input.value.trim();
-    if (!text) return;
+    if (!text || text.length > MAX_MESSAGE_CHARS) return;
     input.value = "";
     autoGrow();
+    updateCounter();
     send(text);
     input.focus();
   });
   input.addEventListener("input", autoGrow);
+  input.addEventListener("input", updateCounter);
   input.addEventListener("keydown", (event) => {
     // isComposing: Vietnamese input methods use composition; Enter then confirms a word.
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -436,13 +471,18 @@
     showConnection("");
     showTyping(false);
     retryImmediately();
-    addMessage({ from: "bot", text: config.greeting });
+    greet();
     input.focus();
   });
 
+  function greet() {
+    const buttons = SUGGESTIONS.map((text) => ({ title: text, payload: text }));
+    addMessage({ from: "bot", text: config.greeting, buttons });
+  }
+
   // ---- start ----------------------------------------------------------------------------------------
 
-  if (!state.messages.length) addMessage({ from: "bot", text: config.greeting });
+  if (!state.messages.length) greet();
   else state.messages.forEach(renderMessage);
   const mount = () => {
     document.body.append(host);
