@@ -251,7 +251,7 @@ def resolve_with(
     limit: int = 10,
     allowed: np.ndarray | None = None,
 ) -> Resolution:
-    v = view(indexes.names, indexes.records, message or "", context)
+    v = view(indexes.names, indexes.records, message or "", context, allowed)
     ids, p, p_none = score_view(indexes, model, v)
     if allowed is not None and len(ids):
         keep = allowed[ids]

@@ -200,7 +200,15 @@ class QueryView:
     candidates: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))
 
 
-def view(names: _Index, records: RecordIndex, message: str, context: Context) -> QueryView:
+def view(
+    names: _Index,
+    records: RecordIndex,
+    message: str,
+    context: Context,
+    allowed: np.ndarray | None = None,
+) -> QueryView:
+    """The message scored every way; candidates are the best of each list (among the `allowed`
+    procedures, when the staff page filters), the current and the offered ones."""
     shape = follow_up_shape(message)
     message = without_opening(message)
     focus = focus_text(message)
@@ -236,6 +244,8 @@ def view(names: _Index, records: RecordIndex, message: str, context: Context) ->
         offered=offered,
     )
     lists = [v.name_full, v.name_focus, v.name_span, v.name_life, v.record_full, v.record_focus]
+    if allowed is not None:
+        lists = [np.where(allowed, scores, 0.0) for scores in lists]
     ids = {int(i) for scores in lists for i in _top(scores, TOP_PER_LIST)}
     ids.update(codes)
     ids.update(offered)
