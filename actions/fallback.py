@@ -21,6 +21,8 @@ from actions.procedure_answers import (
 from actions.questions import Fact, codes_in, facts_asked
 from procedures_db.profile import contact_hint
 
+HUMAN_BUTTON = "Gặp cán bộ"
+
 
 def still_answerable(tracker: Tracker) -> bool:
     """A typed pick, a code, or a fact cue about the current procedure needs no clear intent."""
@@ -52,7 +54,10 @@ class ActionFallback(Action):
             )
             return [SlotSet(FALLBACK_COUNT_SLOT, 1.0)]
         profile = await contact_profile()
+        # The second failure in a row: offer a person (the button sends the ask_human intent).
         dispatcher.utter_message(
             text=f"Xin lỗi, tôi vẫn chưa hiểu câu hỏi của bạn. {contact_hint(profile)}"
+            " Bạn cũng có thể nhắn với cán bộ tổng đài ngay tại đây.",
+            buttons=[{"title": HUMAN_BUTTON, "payload": "/ask_human"}],
         )
         return [SlotSet(FALLBACK_COUNT_SLOT, 0.0)]

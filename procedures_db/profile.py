@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from procedures_db.office_hours import OfficeHours, OfficeHoursError, parse_office_hours
 from procedures_db.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class ProvinceProfile:
     opening_hours: str | None = None
     hotline: str | None = None
     commune_one_stop: str | None = None
+    staff_chat_hours: OfficeHours | None = None  # when staff answer chats handed over
 
     def unknown_fields(self) -> list[str]:
         return [name for name, value in self.__dict__.items() if value is None]
@@ -65,7 +67,15 @@ def load_profile(path: Path | None = None) -> ProvinceProfile:
         opening_hours=_text(centre.get("opening_hours"), path, field_of + "opening_hours"),
         hotline=_text(centre.get("hotline"), path, field_of + "hotline"),
         commune_one_stop=_text(raw.get("commune_one_stop"), path, "commune_one_stop"),
+        staff_chat_hours=_office_hours(raw.get("staff_chat_hours"), path),
     )
+
+
+def _office_hours(raw: object, path: Path) -> OfficeHours | None:
+    try:
+        return parse_office_hours(raw, str(path))
+    except OfficeHoursError as error:
+        raise ProfileError(str(error)) from None
 
 
 def load_profile_or_default(path: Path | None = None) -> ProvinceProfile:

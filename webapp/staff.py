@@ -436,7 +436,8 @@ def _unanswered_table(messages) -> str:
     rows = "".join(
         f"<tr><td class=nowrap>{m.timestamp:%Y-%m-%d %H:%M} UTC</td><td>{h(m.reason)}</td>"
         f'<td class="message">{h(m.text)}</td><td class=small>{h(m.detail)}</td>'
-        f"<td><code>{h(m.conversation)}</code></td></tr>"
+        f'<td><a href="/staff/inbox?sender={h(quote(m.sender, safe=""))}">'
+        f"<code>{h(m.conversation)}</code></a></td></tr>"
         for m in messages
     )
     headings = ["Thời điểm", "Lý do", "Tin nhắn của người dân", "Chi tiết", "Cuộc trò chuyện"]
