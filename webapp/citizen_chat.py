@@ -16,10 +16,8 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy.engine import make_url
 
 from procedures_db import handover
 from procedures_db.db import get_engine
@@ -45,12 +43,7 @@ class ChatAccessError(Exception):
 
 
 def store_available(settings: Settings) -> bool:
-    """False when the database is a SQLite file that was never created (nothing imported yet):
-    the chat then works without hand-over rather than creating an empty database."""
-    url = make_url(settings.database_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return True
-    return Path(url.database).exists()
+    return handover.store_available(settings.database_url)
 
 
 async def _store(settings: Settings, function, *args, **kwargs):

@@ -48,8 +48,22 @@ def _engine(request: web.Request):
 
 
 async def _call(request: web.Request, function, *args, **kwargs):
+    """The store call in a worker thread with the configured timeout; a HandoverError (a rule
+    said no) reaches the handler, any other failure becomes LookupUnavailable (503)."""
     kwargs.setdefault("engine", _engine(request))
-    return await call_blocking(request.app["settings"], function, *args, **kwargs)
+    refusal: list[handover.HandoverError] = []
+
+    def run():
+        try:
+            return function(*args, **kwargs)
+        except handover.HandoverError as error:
+            refusal.append(error)
+            return None
+
+    result = await call_blocking(request.app["settings"], run)
+    if refusal:
+        raise refusal[0]
+    return result
 
 
 def _api(handler, *, post: bool = False):
