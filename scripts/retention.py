@@ -5,6 +5,10 @@ newest event is older than the limit, so an active conversation is never cut in 
 batches, each in its own transaction: safe to run while Rasa serves (e.g. a daily cron job).
 
     python scripts/retention.py --days 180 [--url postgresql://...] [--dry-run]
+
+It also deletes, in the procedures database (--handover-url), call-back numbers older than
+CALLBACK_RETENTION_DAYS and ended hand-overs to staff older than --days
+(procedures_db.handover.purge).
 """
 
 from __future__ import annotations
@@ -74,15 +78,41 @@ def delete_old_conversations(
         engine.dispose()
 
 
+def purge_handovers(url: str, days: float, callback_days: float) -> None:
+    """Call-back numbers and old hand-overs (personal data too); skipped before the first import."""
+    from datetime import datetime
+
+    from procedures_db import handover
+
+    if not handover.store_available(url):
+        return
+    engine = sa.create_engine(url, future=True)
+    try:
+        if not sa.inspect(engine).has_table("handovers"):
+            return
+        report = handover.purge(
+            now=datetime.utcnow(), days=days, callback_days=callback_days, engine=engine
+        )
+    finally:
+        engine.dispose()
+    print(
+        f"Deleted {report.callback_numbers} call-back numbers and {report.handovers} ended "
+        f"hand-overs ({report.messages} messages)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=float, default=settings.tracker_retention_days)
     parser.add_argument("--url", default=settings.tracker_db_url, help="tracker store database")
     parser.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
+    parser.add_argument("--handover-url", default=settings.database_url, help="procedures database")
     args = parser.parse_args(argv)
     try:
         report = delete_old_conversations(args.url, args.days, dry_run=args.dry_run)
+        if not args.dry_run:
+            purge_handovers(args.handover_url, args.days, settings.callback_retention_days)
     except (ValueError, sa.exc.SQLAlchemyError) as error:
         print(f"retention: {error}", file=sys.stderr)
         return 1
