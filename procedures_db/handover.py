@@ -19,10 +19,11 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, column, delete, insert, inspect, or_, select, table, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
 from procedures_db.handover_models import ChatToken, Handover, HandoverAudit, HandoverMessage
@@ -122,6 +123,15 @@ class CitizenTurn:
     buttons: tuple[str, ...] = ()
 
 
+def store_available(database_url: str) -> bool:
+    """False when the database is a SQLite file never created (nothing imported yet): chat then
+    works without hand-over instead of creating an empty database file."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return True
+    return Path(url.database).exists()
+
+
 def channel_of(input_channel: str | None) -> str:
     """Rasa's input channel name as staff see it: the REST channel is the web widget."""
     return {"rest": "widget", None: "widget", "": "widget"}.get(input_channel, input_channel)
@@ -189,10 +199,13 @@ def _add_message(
     text: str,
     now: datetime,
     username: str | None = None,
+    *,
+    push: bool = True,
 ) -> int:
-    """Store a message; one for the citizen on Zalo/Messenger waits for a replica to send it."""
+    """Store a message; one for the citizen on Zalo/Messenger waits for a replica to send it
+    (`push=False`: the caller answers it at once)."""
     delivery, note = DONE, None
-    if author != CITIZEN and state.channel in PUSH_CHANNELS:
+    if push and author != CITIZEN and state.channel in PUSH_CHANNELS:
         delivery = PENDING
         if state.window_closed(now):
             delivery, note = WINDOW_CLOSED, window_note(state.channel)
@@ -285,7 +298,7 @@ def record_citizen_message(
         turn = _callback_step(state, text, changes)
         connection.execute(update(Handover).where(Handover.sender == sender).values(**changes))
         if turn.reply:
-            _add_message(connection, state, BOT, turn.reply, now)
+            _add_message(connection, state, BOT, turn.reply, now, push=False)
         return turn
 
 
