@@ -52,7 +52,8 @@ WATCH = """() => {
 
 
 async def staff_session(base: str, username: str) -> tuple[aiohttp.ClientSession, str]:
-    session = aiohttp.ClientSession(base_url=base)
+    # unsafe=True: the jar otherwise ignores cookies from an IP address such as 127.0.0.1
+    session = aiohttp.ClientSession(base_url=base, cookie_jar=aiohttp.CookieJar(unsafe=True))
     form = await (await session.get("/staff/login")).text()
     csrf = form.split('name="csrf_token" value="')[1].split('"')[0]
     data = {"username": username, "password": PASSWORD, "csrf_token": csrf, "next": "/staff"}
