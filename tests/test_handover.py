@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -24,6 +25,7 @@ from tests.handover_support import (
     signed_in_staff,
     web_client,
 )
+from tests.staff_support import bot, save_conversation, user
 
 NOW = datetime(2026, 12, 1, 3, 0)
 
@@ -282,12 +284,30 @@ async def test_reading_or_writing_another_senders_conversation_gets_403(citizen_
     assert rasa.texts == ["chào"]
 
 
-async def test_staff_pick_up_a_conversation_from_the_unanswered_list(staff, engine):
+async def test_staff_pick_up_a_conversation_from_the_unanswered_list(staff, engine, tmp_path):
     status, _ = await staff.get("/staff/api/handovers/web-nobody")
     assert status == 404
+    started = time.time() - 60
+    await save_conversation(
+        f"sqlite:///{tmp_path / 'tracker.sqlite3'}",
+        "web-h",
+        [user("gọi 0912345678 giúp tôi", "nlu_fallback", started), bot("Xin lỗi", started + 1)],
+    )
+    page = await (await staff.client.get("/staff/unanswered")).text()
+    assert 'href="/staff/inbox?sender=web-h"' in page
     response = await staff.client.get("/staff/inbox?sender=web-h")
-    assert response.status == 200
     assert 'data-open-sender="web-h"' in await response.text()
+
+    status, detail = await staff.get("/staff/api/handovers/web-h")
+    assert (status, detail["status"]) == (200, "none")
+    assert [(m["from"], m["text"]) for m in detail["messages"]] == [
+        ("citizen", "gọi [số điện thoại] giúp tôi"),
+        ("bot", "Xin lỗi"),
+    ]
+    status, claimed = await staff.post("/staff/api/handovers/web-h/claim")
+    assert (status, claimed["status"], claimed["channel"]) == (200, "claimed", "widget")
+    assert claimed["claimed_by"] == staff.username
+    assert handover.record_citizen_message("web-h", "vâng", now=NOW, engine=engine) is not None
 
 
 async def test_the_inbox_page_needs_sign_in(citizen_client):
