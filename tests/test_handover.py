@@ -369,3 +369,16 @@ def test_old_hand_overs_are_purged(engine):
     )
     assert report.handovers == 1 and report.messages == 2
     assert handover.get_state("web-old", engine=engine) is None
+
+
+def test_retention_script_deletes_old_call_back_numbers(engine, db_url, capsys):
+    from scripts.retention import purge_handovers
+
+    long_ago = datetime.utcnow() - timedelta(days=31)
+    waiting(engine, "web-k", offer_callback=True, now=long_ago)
+    handover.record_citizen_message("web-k", "có", now=long_ago, engine=engine)
+    handover.record_citizen_message("web-k", "0912345678", now=long_ago, engine=engine)
+    purge_handovers(db_url, days=180, callback_days=30)
+    assert "Deleted 1 call-back numbers" in capsys.readouterr().out
+    state = handover.get_state("web-k", engine=engine)
+    assert (state.callback_phone, state.callback_state) == (None, "deleted")
