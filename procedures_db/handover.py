@@ -22,7 +22,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, column, delete, insert, inspect, or_, select, table, update
+from sqlalchemy import (
+    and_,
+    column,
+    delete,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -448,6 +459,24 @@ def messages(
     with engine.connect() as connection:
         rows = connection.execute(statement.order_by(HandoverMessage.id).limit(500))
         return [_message(row) for row in rows]
+
+
+def latest_citizen_texts(senders: list[str], *, engine: Engine) -> dict[str, str]:
+    """Each conversation's last message from the citizen since the hand-over (for the queue)."""
+    if not senders:
+        return {}
+    newest = (
+        select(func.max(HandoverMessage.id))
+        .where(HandoverMessage.sender.in_(senders), HandoverMessage.author == CITIZEN)
+        .group_by(HandoverMessage.sender)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(HandoverMessage.sender, HandoverMessage.text).where(
+                HandoverMessage.id.in_(newest)
+            )
+        )
+        return {row.sender: row.text for row in rows}
 
 
 def take_outgoing(channel: str, *, now: datetime, engine: Engine, limit: int = 20) -> list[Message]:

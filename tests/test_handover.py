@@ -244,6 +244,9 @@ async def test_widget_conversation_through_the_inbox(staff, citizen_client, rasa
     )
     assert (await response.json())["messages"] == []
     assert rasa.texts == ["chào"]
+    _, listing = await staff.get("/staff/api/handovers")
+    entry = next(item for item in listing["handovers"] if item["sender"] == "web-e")
+    assert entry["last_message"] == "số tôi là [số điện thoại]"
     status, detail = await staff.get("/staff/api/handovers/web-e")
     assert detail["status"] == "waiting"
     assert detail["messages"][-1]["text"] == "số tôi là [số điện thoại]"

@@ -121,8 +121,14 @@ async def session_json(request: web.Request) -> web.Response:
 
 async def list_json(request: web.Request) -> web.Response:
     states = await _call(request, handover.held_conversations)
+    latest = await _call(request, handover.latest_citizen_texts, [s.sender for s in states])
     now = _now()
-    return json_response({"handovers": [_summary(state, now) for state in states]})
+    entries = []
+    for state in states:
+        entry = _summary(state, now)
+        entry["last_message"] = mask_personal_data(latest.get(state.sender, ""))
+        entries.append(entry)
+    return json_response({"handovers": entries})
 
 
 def _history(request: web.Request, sender: str) -> handover.History:

@@ -73,6 +73,7 @@
       button.append(
         node("span", "", `${CHANNELS[item.channel] || item.channel} · ${state}`),
         node("span", "small", `Chờ ${waited(item.waiting_seconds)}`),
+        node("span", "preview", item.last_message || ""),
         node("code", "small", item.sender.slice(0, 18))
       );
       button.addEventListener("click", () => open(item.sender));
