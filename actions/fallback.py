@@ -21,8 +21,6 @@ from actions.procedure_answers import (
 from actions.questions import Fact, codes_in, facts_asked
 from procedures_db.profile import contact_hint
 
-HUMAN_BUTTON = "Gặp cán bộ"
-
 
 def still_answerable(tracker: Tracker) -> bool:
     """A typed pick, a code, or a fact cue about the current procedure needs no clear intent."""
@@ -58,6 +56,6 @@ class ActionFallback(Action):
         dispatcher.utter_message(
             text=f"Xin lỗi, tôi vẫn chưa hiểu câu hỏi của bạn. {contact_hint(profile)}"
             " Bạn cũng có thể nhắn với cán bộ tổng đài ngay tại đây.",
-            buttons=[{"title": HUMAN_BUTTON, "payload": "/ask_human"}],
+            buttons=[{"title": "Gặp cán bộ", "payload": "/ask_human"}],
         )
         return [SlotSet(FALLBACK_COUNT_SLOT, 0.0)]
