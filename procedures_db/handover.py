@@ -131,7 +131,6 @@ class CitizenTurn:
     """A citizen message taken by the hold; `reply` is an automatic answer to send, if any."""
 
     reply: str | None = None
-    buttons: tuple[str, ...] = ()
 
 
 def store_available(database_url: str) -> bool:
