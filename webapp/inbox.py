@@ -32,7 +32,6 @@ from webapp.unanswered import _tracker_missing, tracker_engine
 
 CSRF_HEADER = "X-CSRF-Token"
 MAX_BODY_BYTES = 16 * 1024
-CHANNEL_LABELS = {"widget": "Khung chat", "zalo": "Zalo", "facebook": "Messenger"}
 
 
 def _iso(moment: datetime | None) -> str | None:
