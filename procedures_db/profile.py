@@ -28,8 +28,8 @@ class ProvinceProfile:
     centre_address: str | None = None
     opening_hours: str | None = None
     hotline: str | None = None
-    commune_one_stop: str | None = None
     staff_chat_hours: OfficeHours | None = None  # when staff answer chats handed over
+    commune_one_stop: str | None = None
 
     def unknown_fields(self) -> list[str]:
         return [name for name, value in self.__dict__.items() if value is None]
@@ -41,6 +41,13 @@ def _text(value: object, path: Path, field: str) -> str | None:
     if not isinstance(value, (str, int)):
         raise ProfileError(f"{path}: field '{field}' must be text, got {type(value).__name__}")
     return str(value).strip()
+
+
+def _office_hours(raw: object, path: Path) -> OfficeHours | None:
+    try:
+        return parse_office_hours(raw, str(path))
+    except OfficeHoursError as error:
+        raise ProfileError(str(error)) from None
 
 
 def load_profile(path: Path | None = None) -> ProvinceProfile:
@@ -66,16 +73,9 @@ def load_profile(path: Path | None = None) -> ProvinceProfile:
         centre_address=_text(centre.get("address"), path, field_of + "address"),
         opening_hours=_text(centre.get("opening_hours"), path, field_of + "opening_hours"),
         hotline=_text(centre.get("hotline"), path, field_of + "hotline"),
-        commune_one_stop=_text(raw.get("commune_one_stop"), path, "commune_one_stop"),
         staff_chat_hours=_office_hours(raw.get("staff_chat_hours"), path),
+        commune_one_stop=_text(raw.get("commune_one_stop"), path, "commune_one_stop"),
     )
-
-
-def _office_hours(raw: object, path: Path) -> OfficeHours | None:
-    try:
-        return parse_office_hours(raw, str(path))
-    except OfficeHoursError as error:
-        raise ProfileError(str(error)) from None
 
 
 def load_profile_or_default(path: Path | None = None) -> ProvinceProfile:
