@@ -89,3 +89,7 @@ async def test_citizen_asks_for_a_person_staff_answer_then_hand_back(
     await ask_real_bot(citizen, "lệ phí bao nhiêu")
     await expect(bot_messages(citizen).last).to_contain_text(code, timeout=SLOW)
     await expect(entry).to_have_count(0)
+    # A link such as the unanswered page's opens the conversation directly.
+    await staff.goto(f"/staff/inbox?sender={sender}")
+    await expect(staff.locator("#conversation-state")).to_contain_text("chuyển lại cho trợ lý ảo")
+    await expect(staff.get_by_role("button", name="Nhận cuộc trò chuyện")).to_be_visible()

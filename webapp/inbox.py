@@ -245,7 +245,8 @@ async def close(request: web.Request) -> web.Response:
 
 
 async def inbox_page(request: web.Request) -> web.Response:
-    content = staff.render("inbox.html", open_sender=request.query.get("sender", ""))
+    # No values: inbox.js reads ?sender= itself (a link from the unanswered page).
+    content = staff.render("inbox.html")
     return staff.page("Hộp thư cán bộ", content, request["staff"])
 
 

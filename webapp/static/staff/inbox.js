@@ -18,7 +18,8 @@
   };
   let csrf = null;
   let me = null;
-  let selected = root.dataset.openSender || null;
+  // /staff/inbox?sender=... (the unanswered page's links) opens that conversation.
+  let selected = new URLSearchParams(window.location.search).get("sender") || null;
   let lastDetail = null;
 
   function node(tag, className, value) {
