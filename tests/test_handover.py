@@ -263,6 +263,14 @@ async def test_widget_conversation_through_the_inbox(staff, citizen_client, rasa
     assert body["held"] is True
     last = body["messages"][-1]["id"]
     assert (await staff.post("/staff/api/handovers/web-e/release"))[0] == 200
+    _, detail = await staff.get("/staff/api/handovers/web-e")
+    assert [(a["action"], a["staff"]) for a in detail["audit"]] == [
+        ("request", None),
+        ("claim", staff.username),
+        ("reply", staff.username),
+        ("return", staff.username),
+    ]
+    assert all(a["at"].endswith("Z") for a in detail["audit"])
     later = await citizen_client.get(f"/api/chat/updates?sender=web-e&token={token}&after={last}")
     assert [m["text"] for m in (await later.json())["messages"]] == [handover.RETURNED_NOTICE]
 

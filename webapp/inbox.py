@@ -179,6 +179,10 @@ async def detail_json(request: web.Request) -> web.Response:
     if state is not None:
         body.update(_summary(state, now))
         body["callback"] = _callback(state, identity.username)
+        trail = await _call(request, handover.audit_trail, sender)
+        body["audit"] = [
+            {"action": action, "staff": who, "at": _iso(at)} for action, who, at in trail
+        ]
     return json_response(body)
 
 
