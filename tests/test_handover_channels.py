@@ -21,6 +21,7 @@ from rasa.core.channels.channel import UserMessage
 from sqlalchemy import update
 
 from bot.channels.facebook import FacebookInput, hub_signature
+from bot.channels.handover import StaffOutbox
 from bot.channels.zalo import ZaloInput, zalo_signature
 from procedures_db import handover
 from procedures_db.db import get_engine
@@ -273,3 +274,27 @@ async def test_platform_refusing_a_reply_is_shown_to_staff(platform, staff, db_u
     await until(failed, "failed delivery recorded")
     _, detail = await staff.get(f"/staff/api/handovers/{user}")
     assert "Nền tảng không nhận tin" in detail["messages"][-1]["delivery_note"]
+
+
+async def test_outbox_stops_even_when_a_cancellation_is_lost(db_url):
+    """Python 3.10's wait_for can swallow a cancellation; the server must still stop."""
+    outbox = StaffOutbox("zalo", send_text=None, interval_s=0.01)
+    calls = 0
+
+    async def swallowing_send_pending() -> int:
+        nonlocal calls
+        calls += 1
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            return 0  # what wait_for does when its inner call finishes as it is cancelled
+        return 0
+
+    outbox.send_pending = swallowing_send_pending
+    outbox.start()
+    await until(lambda: calls == 1, "outbox polled")
+    stopping = asyncio.ensure_future(outbox.stop())
+    # A guard against hanging the suite; stop() itself returns as soon as the loop sees the flag.
+    done, _ = await asyncio.wait({stopping}, timeout=60)
+    assert stopping in done
+    assert calls == 1

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -26,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 STORE_TIMEOUT_S = 2.0
 POLL_INTERVAL_S = 0.5
+STOP_TIMEOUT_S = 5.0
 SendText = Callable[[str, str], Awaitable[bool]]
 
 
@@ -59,20 +59,24 @@ class StaffOutbox:
         self.interval_s = interval_s
         self._task: asyncio.Task | None = None
         self._failing = False
+        self._stopping = False
 
     def start(self) -> None:
         if self._task is None and _store_configured():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._task is None:
+            return
+        # The flag as well as the cancel: Python 3.10's wait_for can swallow a cancellation that
+        # arrives as its inner call finishes, and the loop would then run on (a hung shutdown).
+        self._stopping = True
+        self._task.cancel()
+        await asyncio.wait({self._task}, timeout=STOP_TIMEOUT_S)
+        self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.send_pending()
                 if self._failing:
