@@ -69,8 +69,11 @@ class ActionFallback(ResolverFirst):
             )
             return [SlotSet(FALLBACK_COUNT_SLOT, 1.0)]
         profile = await contact_profile()
+        # The second failure in a row: offer a person (the button sends the ask_human intent).
         dispatcher.utter_message(
             text=f"Xin lỗi, tôi vẫn chưa hiểu câu hỏi của bạn. {contact_hint(profile)}"
+            " Bạn cũng có thể nhắn với cán bộ tổng đài ngay tại đây.",
+            buttons=[{"title": "Gặp cán bộ", "payload": "/ask_human"}],
         )
         return [SlotSet(FALLBACK_COUNT_SLOT, 0.0)]
 

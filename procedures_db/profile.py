@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from procedures_db.office_hours import OfficeHours, OfficeHoursError, parse_office_hours
 from procedures_db.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class ProvinceProfile:
     centre_address: str | None = None
     opening_hours: str | None = None
     hotline: str | None = None
+    staff_chat_hours: OfficeHours | None = None  # when staff answer chats handed over
     commune_one_stop: str | None = None
     support_hotline: str = NATIONAL_HOTLINE
     support_url: str = NATIONAL_SUPPORT_URL
@@ -45,6 +47,13 @@ def _text(value: object, path: Path, field: str) -> str | None:
     if not isinstance(value, (str, int)):
         raise ProfileError(f"{path}: field '{field}' must be text, got {type(value).__name__}")
     return str(value).strip()
+
+
+def _office_hours(raw: object, path: Path) -> OfficeHours | None:
+    try:
+        return parse_office_hours(raw, str(path))
+    except OfficeHoursError as error:
+        raise ProfileError(str(error)) from None
 
 
 def load_profile(path: Path | None = None) -> ProvinceProfile:
@@ -70,6 +79,7 @@ def load_profile(path: Path | None = None) -> ProvinceProfile:
         centre_address=_text(centre.get("address"), path, field_of + "address"),
         opening_hours=_text(centre.get("opening_hours"), path, field_of + "opening_hours"),
         hotline=_text(centre.get("hotline"), path, field_of + "hotline"),
+        staff_chat_hours=_office_hours(raw.get("staff_chat_hours"), path),
         commune_one_stop=_text(raw.get("commune_one_stop"), path, "commune_one_stop"),
         support_hotline=_text(raw.get("support_hotline"), path, "support_hotline")
         or NATIONAL_HOTLINE,

@@ -53,6 +53,8 @@ class Settings:
     chat_allowed_origins: tuple[str, ...] = ()
     # Public JSON API: requests per minute per client IP (0 = no limit, e.g. for benchmarks).
     api_rate_limit_per_minute: int = 300
+    # Call-back numbers left outside staff hours are deleted after this many days.
+    callback_retention_days: int = 30
     # Redis for the Rasa lock store (and the shared per-sender limit) when several Rasa replicas
     # serve one tracker store, e.g. redis://127.0.0.1:6379/1. None: in-memory, one replica only.
     lock_store_url: str | None = None
@@ -104,6 +106,7 @@ def load_settings() -> Settings:
             if origin.strip()
         ),
         api_rate_limit_per_minute=int(os.environ.get("API_RATE_LIMIT_PER_MINUTE", "300")),
+        callback_retention_days=int(os.environ.get("CALLBACK_RETENTION_DAYS", "30")),
         lock_store_url=os.environ.get("LOCK_STORE_URL") or None,
         sender_messages_per_minute=int(os.environ.get("SENDER_MESSAGES_PER_MINUTE", "30")),
         tracker_retention_days=int(os.environ.get("TRACKER_RETENTION_DAYS", "180")),

@@ -6,6 +6,10 @@ batches, each in its own transaction: safe to run while Rasa serves (e.g. a dail
 
     python scripts/retention.py --days 180 [--url postgresql://...] [--dry-run]
     python scripts/retention.py --every 86400    # daily, as `make run` starts it
+
+It also deletes, in the procedures database (--handover-url), call-back numbers older than
+CALLBACK_RETENTION_DAYS and ended hand-overs to staff older than --days
+(procedures_db.handover.purge).
 """
 
 from __future__ import annotations
@@ -75,6 +79,29 @@ def delete_old_conversations(
         engine.dispose()
 
 
+def purge_handovers(url: str, days: float, callback_days: float) -> None:
+    """Call-back numbers and old hand-overs (personal data too); skipped before the first import."""
+    from datetime import datetime
+
+    from procedures_db import handover
+
+    if not handover.store_available(url):
+        return
+    engine = sa.create_engine(url, future=True)
+    try:
+        if not sa.inspect(engine).has_table("handovers"):
+            return
+        report = handover.purge(
+            now=datetime.utcnow(), days=days, callback_days=callback_days, engine=engine
+        )
+    finally:
+        engine.dispose()
+    print(
+        f"Deleted {report.callback_numbers} call-back numbers and {report.handovers} ended "
+        f"hand-overs ({report.messages} messages)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -87,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="run now and then every SECONDS until stopped; a failed run is retried next time",
     )
+    parser.add_argument("--handover-url", default=settings.database_url, help="procedures database")
     args = parser.parse_args(argv)
     if args.every:
         while True:
@@ -98,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_once(args: argparse.Namespace) -> int:
     try:
         report = delete_old_conversations(args.url, args.days, dry_run=args.dry_run)
+        if not args.dry_run:
+            purge_handovers(args.handover_url, args.days, get_settings().callback_retention_days)
     except (ValueError, sa.exc.SQLAlchemyError) as error:
         print(f"retention: {error}", file=sys.stderr, flush=True)
         return 1

@@ -475,6 +475,8 @@ async def test_fallback_twice_then_hotline(use_full_db: str, profile_with_hotlin
     assert "nói lại" in first and "1900 0000" not in first
     second = await chat.say("hmm", "nlu_fallback")
     assert "1900 0000" in second
+    # The second failure in a row offers a person (the hand-over, intent ask_human).
+    assert chat.buttons == [{"title": "Gặp cán bộ", "payload": "/ask_human"}]
     assert chat.slots["fallback_count"] == 0
 
 
@@ -505,14 +507,25 @@ async def test_greeting_gives_examples() -> None:
     assert reply.count("\n- ") >= 3
 
 
-async def test_human_handoff_from_the_profile(profile_with_hotline: Path) -> None:
+@pytest.fixture
+def handover_store_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The hand-over cannot be recorded (tests/test_handover.py covers when it can)."""
+    monkeypatch.setenv("PROCEDURES_DB_URL", "postgresql://postgres@127.0.0.1:9/missing")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+async def test_human_handoff_from_the_profile(
+    profile_with_hotline: Path, handover_store_down: None
+) -> None:
     reply = await Chat().say("cho tôi gặp cán bộ", "ask_human")
     assert "1900 0000" in reply
     assert "7h30-17h00" in reply
     assert "dichvucong.gov.vn" in reply
 
 
-async def test_human_handoff_with_unknown_profile_values() -> None:
+async def test_human_handoff_with_unknown_profile_values(handover_store_down: None) -> None:
     reply = await Chat().say("cho tôi nói chuyện với người thật", "ask_human")
     assert "chưa có thông tin" not in reply
     assert "Tổng đài hỗ trợ Cổng Dịch vụ công quốc gia: 18001096" in reply

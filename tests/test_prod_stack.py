@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 
 import pytest
 from hypothesis import given, settings
@@ -31,6 +32,7 @@ from prod_support import (
 )
 
 from bot.production.guard import RATE_LIMITED_REPLY
+from procedures_db import handover
 from procedures_db.db import create_schema, get_engine
 from procedures_db.importers import run_import
 from procedures_db.settings import get_settings
@@ -328,6 +330,34 @@ def test_supervisor_brings_back_killed_action_server_and_replica(prod: Prod) -> 
     for name in ("actions", "rasa-0"):
         assert re.search(rf"{name} \(pid \d+\) exited with -9; restart in \d+ s", log), log
         assert re.search(rf"{name} restarted \(pid \d+\)", log), log
+
+
+def test_hold_by_staff_survives_a_replica_killed(prod: Prod) -> None:
+    """A conversation hotline staff hold is held on both replicas and after one dies; the bot
+    (the surviving replica) answers again after the hand-back, procedure remembered."""
+    engine = get_engine(prod.db.url())
+    sender = new_sender()
+    assert_answered(prod.chat(sender, PROCEDURE_QUESTION))
+    code = prod.slots(sender)["procedure_code"]
+    assert "chuyển cuộc trò chuyện tới cán bộ" in prod.chat(sender, "cho tôi gặp cán bộ").text
+    handover.claim(sender, "hoa.nguyen", now=datetime.utcnow(), engine=engine)
+    held = ["tôi cần hỏi thêm", "bạn còn đó không", "hồ sơ của tôi đến đâu rồi"]
+    for text in held[:2]:  # nginx's round robin: one message to each replica
+        reply = prod.chat(sender, text)
+        assert (reply.status, reply.texts) == (200, []), reply
+    prod.stack.stop_process("rasa-0", signal.SIGKILL)
+    try:
+        reply = prod.chat(sender, held[2])
+        assert (reply.status, reply.texts) == (200, []), reply
+        stored = handover.messages(sender, engine=engine, authors=(handover.CITIZEN,))
+        assert [message.text for message in stored] == held
+        assert not {text for _kind, text in prod.db.turns(sender)} & set(held)
+        now = datetime.utcnow()
+        handover.end_handover(sender, "hoa.nguyen", to_bot=True, now=now, engine=engine)
+        assert_about(prod.chat(sender, "lệ phí bao nhiêu"), code)
+    finally:
+        prod.stack.start_process("rasa-0")
+        prod.stack.wait_ready("rasa-0")
 
 
 def test_replica_killed_mid_conversation_other_replica_continues(prod: Prod) -> None:

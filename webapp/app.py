@@ -8,13 +8,14 @@ from procedures_db.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
-    from webapp import api, portal, staff
+    from webapp import api, inbox, portal, staff
 
     app = web.Application(client_max_size=64 * 1024)
     app["settings"] = settings or get_settings()
     portal.setup_routes(app)
     api.setup_routes(app)
     staff.setup_routes(app)
+    inbox.setup_routes(app)
     return app
 
 

@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 
 from procedures_db.profile import load_profile_or_default, outage_apology
+from webapp import citizen_chat
 from webapp.api import RateLimiter
 from webapp.clientip import client_ip
 
@@ -64,6 +65,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_static("/static/widget", WIDGET_DIR)
     app.router.add_post("/api/chat", chat)
     app.router.add_route("OPTIONS", "/api/chat", chat_preflight)
+    app.router.add_get("/api/chat/updates", chat_updates)
     app.cleanup_ctx.append(_http_session)
     per_minute = app["settings"].chat_messages_per_minute_per_ip
     if per_minute > 0:
@@ -128,14 +130,26 @@ async def chat(request: web.Request) -> web.Response:
         body = {"error": "rate_limited", "message": CHAT_RATE_LIMITED}
         return _json_response(body, status=429, headers=headers)
     try:
-        sender, message = _parse_chat_request(await _read_body(request))
-    except ChatInputError as error:
+        raw = await _read_body(request)
+        sender, message = _parse_chat_request(raw)
+        # The per-conversation token (webapp/citizen_chat.py): 403 when wrong.
+        conversation = await citizen_chat.open_conversation(request.app["settings"], sender, raw)
+    except (ChatInputError, citizen_chat.ChatAccessError) as error:
         body = {"error": error.code, "message": error.message}
         return _json_response(body, status=error.status, headers=cors)
-    messages = await _ask_rasa(request.app, sender, message)
-    if not messages:
-        messages = [{"text": await apology_text()}]
-    return _json_response({"sender": sender, "messages": messages}, headers=cors)
+    # While hotline staff hold the conversation the message goes to them, not to the bot.
+    messages = await conversation.hold(message)
+    if messages is None:
+        messages = await _ask_rasa(request.app, sender, message)
+        if not messages:
+            messages = [{"text": await apology_text()}]
+    body = {"sender": sender, "messages": messages, **conversation.extra()}
+    return _json_response(body, headers=cors)
+
+
+async def chat_updates(request: web.Request) -> web.Response:
+    """GET /api/chat/updates: staff replies the widget did not ask for (citizen_chat)."""
+    return await citizen_chat.chat_updates(request, _cors_headers(request))
 
 
 def _json_response(body: dict[str, Any], **kwargs: Any) -> web.Response:

@@ -52,6 +52,7 @@ class UnansweredMessage:
     text: str  # masked
     reason: str
     detail: str = ""  # masked
+    sender: str = ""  # for the link that opens the conversation in the staff inbox
 
 
 @dataclass
@@ -115,6 +116,7 @@ def _entry(event: dict[str, Any] | None, sender: str, reason: str, detail: str =
         text=mask_personal_data(event.get("text") or ""),
         reason=reason,
         detail=mask_personal_data(detail),
+        sender=sender,
     )
 
 

@@ -21,6 +21,7 @@ from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels.handover import held_turn
 from bot.channels.memory import SharedMemory
 from procedures_db.profile import ProvinceProfile, load_profile_or_default, outage_apology
 
@@ -293,7 +294,13 @@ async def answer_user(
     output: CountingOutput,
     message: UserMessage,
 ) -> None:
-    """Run one bot turn; apologise (with the hotline) when it failed or produced nothing."""
+    """Run one bot turn; apologise (with the hotline) when it failed or produced nothing.
+    While hotline staff hold the conversation the message goes to them and the bot is silent."""
+    held = await held_turn(message.sender_id, message.text or "")
+    if held is not None:
+        if held.reply:
+            await output.send_text_message(message.sender_id, held.reply)
+        return
     failed = False
     try:
         await on_new_message(message)

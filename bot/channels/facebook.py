@@ -42,6 +42,7 @@ from bot.channels.delivery import (
     scalar_at,
     setting,
 )
+from bot.channels.handover import StaffOutbox
 from bot.channels.text_split import shorten, split_text
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,8 @@ class FacebookInput(RasaFacebookInput):
         self.api = GraphApi(graph_base, api_version, fb_access_token, self.sender)
         self.gate = EventGate(self.limits, "tthc:facebook:seen")
         self.tasks = BackgroundTasks("Messenger")
+        # Staff replies from the hand-over inbox go out through the same Send API client.
+        self.outbox = StaffOutbox("facebook", self.api.send_text)
 
     def get_output_channel(self) -> OutputChannel:
         return FacebookOutput(self.api)
@@ -212,8 +215,14 @@ class FacebookInput(RasaFacebookInput):
         async def webhook(request: Request) -> HTTPResponse:
             return await self.receive(request, on_new_message)
 
+        @fb_webhook.listener("after_server_start")
+        async def start_outbox(app: Any, loop: Any) -> None:
+            if self.fb_secret:
+                self.outbox.start()
+
         @fb_webhook.listener("before_server_stop")
         async def finish_pending(app: Any, loop: Any) -> None:
+            await self.outbox.stop()
             await self.tasks.wait_idle(timeout_s=10)
 
         @fb_webhook.listener("after_server_stop")

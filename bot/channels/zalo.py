@@ -46,6 +46,7 @@ from bot.channels.delivery import (
     scalar_at,
     setting,
 )
+from bot.channels.handover import StaffOutbox
 from bot.channels.memory import SharedMemory
 from bot.channels.text_split import chosen_number, numbered_choices, split_text
 from procedures_db.settings import PROJECT_ROOT, VAR_DIR
@@ -354,6 +355,8 @@ class ZaloInput(InputChannel):
         self.gate = EventGate(config.limits, "tthc:zalo:seen")
         self.choices = SharedMemory("tthc:zalo:choices", CHOICES_MAX_USERS, CHOICES_TTL_S)
         self.tasks = BackgroundTasks("Zalo")
+        # Staff replies from the hand-over inbox go out through the same API client.
+        self.outbox = StaffOutbox("zalo", self.api.send_text)
 
     def get_output_channel(self) -> OutputChannel:
         return ZaloOutput(self.api, self.choices)
@@ -371,8 +374,14 @@ class ZaloInput(InputChannel):
         async def webhook(request: Request) -> HTTPResponse:
             return await self.receive(request, on_new_message)
 
+        @zalo_webhook.listener("after_server_start")
+        async def start_outbox(app: Any, loop: Any) -> None:
+            if self.config.can_verify:
+                self.outbox.start()
+
         @zalo_webhook.listener("before_server_stop")
         async def finish_pending(app: Any, loop: Any) -> None:
+            await self.outbox.stop()
             await self.tasks.wait_idle(timeout_s=10)
 
         @zalo_webhook.listener("after_server_stop")

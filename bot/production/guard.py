@@ -20,6 +20,7 @@ from typing import Any
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.shared.core.constants import USER_INTENT_RESTART, USER_INTENT_SESSION_START
 
+from bot.channels.handover import held_turn
 from procedures_db.profile import load_profile_or_default, outage_apology
 
 logger = logging.getLogger(__name__)
@@ -179,6 +180,12 @@ def guard(
         if not await limiter.allow(sender):
             logger.info("Sender %s over %d messages/minute", sender, limiter.per_minute)
             await output.send_text_message(sender, RATE_LIMITED_REPLY)
+            return
+        # Hotline staff hold the conversation: the message is theirs, the bot stays silent.
+        held = await held_turn(sender, message.text or "")
+        if held is not None:
+            if held.reply:
+                await output.send_text_message(sender, held.reply)
             return
         buffered = BufferedOutput(output)
         message.output_channel = buffered

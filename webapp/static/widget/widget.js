@@ -3,7 +3,8 @@
  * Embed with ONE tag, no build step:
  *   <script src="https://SERVER/static/widget/widget.js" data-server="https://SERVER"
  *           data-title="Trợ lý thủ tục hành chính" data-greeting="Xin chào! ..."></script>
- * It talks to SERVER/api/chat only. The UI lives in a shadow root so the host page's CSS
+ * It talks to SERVER/api/chat only (and polls SERVER/api/chat/updates for messages from hotline
+ * staff once the conversation has its token). The UI lives in a shadow root so the host page's CSS
  * cannot break it (nor it the page). Untrusted text is only ever inserted as text nodes.
  */
 (() => {
@@ -39,6 +40,10 @@
   const MAX_BACKOFF_MS = 15000;
   // On a shared computer (a one-stop-shop kiosk) the next citizen must not find the last chat.
   const IDLE_FORGET_MS = 24 * 60 * 60 * 1000;
+  // Staff replies arrive by polling: often while staff hold the conversation, rarely otherwise
+  // (a conversation staff pick up from their list starts with a notice).
+  const POLL_HELD_MS = 1000;
+  const POLL_IDLE_MS = 10000;
 
   // ---- state, kept in localStorage so the conversation survives a reload ----------------------
 
@@ -50,6 +55,8 @@
   const freshState = () => ({
     sender: newSender(),
     seq: 0,
+    token: null, // the conversation's secret, from the first answer of /api/chat
+    updateId: 0, // the last staff message shown
     open: false,
     messages: [],
     savedAt: Date.now(),
@@ -260,9 +267,11 @@
   };
 
   const renderMessage = (message) => {
-    const who = { user: "Bạn", bot: "Trợ lý", notice: "Thông báo" }[message.from];
+    const who = { user: "Bạn", bot: "Trợ lý", notice: "Thông báo", staff: "Cán bộ" }[message.from];
     const bubble = el("div", { class: `message ${message.from}` }, [
-      el("span", { class: "sr-only", text: `${who}: ` }),
+      message.from === "staff"
+        ? el("span", { class: "author", text: `${who}: ` })
+        : el("span", { class: "sr-only", text: `${who}: ` }),
     ]);
     if (typeof message.text === "string") bubble.append(el("div", { class: "text" }, [linkify(message.text)]));
     if (message.image) bubble.append(el("img", { src: message.image, alt: "Hình ảnh từ trợ lý" }));
@@ -324,7 +333,9 @@
       const response = await fetch(`${config.server}/api/chat`, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ sender, message: text }),
+        body: JSON.stringify(
+          state.token ? { sender, message: text, token: state.token } : { sender, message: text }
+        ),
         signal: controller.signal,
       });
       const body = await response.json().catch(() => null);
@@ -334,6 +345,11 @@
       }
       if (!response.ok || !body || !Array.isArray(body.messages)) {
         throw new Error(`HTTP ${response.status}`);
+      }
+      if (typeof body.token === "string" && sender === state.sender) {
+        state.token = body.token;
+        saveState();
+        wakePoll();
       }
       return body.messages;
     } finally {
@@ -373,6 +389,7 @@
           addMessage({ from: "bot", text: reply.text, buttons: reply.buttons, image: reply.image });
         }
         saveState();
+        wakePoll(); // a held conversation's automatic answers come through the updates
         return;
       } catch (error) {
         if (sender !== state.sender) return;
@@ -410,6 +427,59 @@
       }
     } finally {
       pumping = false;
+    }
+  };
+
+  // ---- messages nobody asked for: hotline staff's replies --------------------------------------
+
+  let pollTimer = null;
+  let pollWake = null;
+  const pollSleep = (ms) =>
+    new Promise((resolve) => {
+      pollTimer = setTimeout(resolve, ms);
+      pollWake = () => {
+        clearTimeout(pollTimer);
+        resolve();
+      };
+    });
+  const wakePoll = () => pollWake && pollWake();
+
+  const fetchUpdates = async () => {
+    const sender = state.sender;
+    const query = new URLSearchParams({ sender, token: state.token, after: String(state.updateId) });
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+    try {
+      const response = await fetch(`${config.server}/api/chat/updates?${query}`, {
+        signal: controller.signal,
+      });
+      const body = await response.json().catch(() => null);
+      if (!response.ok || !body || !Array.isArray(body.messages) || sender !== state.sender) {
+        return false;
+      }
+      for (const update of body.messages) {
+        if (typeof update.id !== "number" || update.id <= state.updateId) continue;
+        state.updateId = update.id;
+        addMessage({ from: update.from === "staff" ? "staff" : "bot", text: String(update.text) });
+      }
+      saveState();
+      return Boolean(body.held);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  const pollForever = async () => {
+    for (;;) {
+      let held = false;
+      if (state.token) {
+        try {
+          held = await fetchUpdates();
+        } catch (_error) {
+          // Offline for a moment: the next round asks again from the same message id.
+        }
+      }
+      await pollSleep(held ? POLL_HELD_MS : POLL_IDLE_MS);
     }
   };
 
@@ -488,6 +558,7 @@
     document.body.append(host);
     setOpen(Boolean(state.open), { focus: false });
     pump();
+    pollForever();
   };
   if (document.body) mount();
   else document.addEventListener("DOMContentLoaded", mount);
