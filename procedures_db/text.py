@@ -51,8 +51,10 @@ def fix_tone_placement(text: str) -> str:
 
 def canonical(text: str) -> str:
     """NFC, one tone-placement convention, lower case, single spaces."""
-    # NFC again: a tone moved within a word can precede a stray combining mark left outside it.
-    text = nfc(fix_tone_placement(nfc(text or "")).lower())
+    # Lower case first: a letter whose lower case is longer ("İ" -> "i" + a combining dot) would
+    # shift the tone fix's positions. NFC again: a tone moved within a word can precede a stray
+    # combining mark left outside it.
+    text = nfc(fix_tone_placement(nfc(text or "").lower()))
     return " ".join(text.split())
 
 
