@@ -21,8 +21,6 @@ import argparse
 import json
 import re
 import sys
-import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from procedures_db.resolver.datasets import Conversation, conversations, real_questions  # noqa: E402
 from procedures_db.settings import get_settings  # noqa: E402
+from scripts import eval_e2e  # noqa: E402
 
 _ANSWER_RE = re.compile(r"Mã TTHC: (\d{1,2}\.\d{6})")
 _OFFER_RE = re.compile(r"\(mã (\d{1,2}\.\d{6})\)")
@@ -51,16 +50,8 @@ class Reply:
 
 
 def send(base_url: str, sender: str, text: str, timeout_s: float = 30.0) -> Reply:
-    body = json.dumps({"sender": sender, "message": text}).encode()
-    request = urllib.request.Request(
-        f"{base_url.rstrip('/')}/webhooks/rest/webhook",
-        data=body,
-        headers={"Content-Type": "application/json"},
-    )
-    started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        messages = json.loads(response.read().decode("utf-8"))
-    reply = Reply(latency_s=time.perf_counter() - started)
+    messages, latency = eval_e2e.ask(base_url, text, timeout_s, sender=sender)
+    reply = Reply(latency_s=latency)
     for message in messages:
         text_out = message.get("text") or ""
         reply.answered += _ANSWER_RE.findall(text_out)

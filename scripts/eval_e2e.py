@@ -61,8 +61,12 @@ def load_questions(path: Path) -> list[Question]:
     return questions
 
 
-def ask(base_url: str, text: str, timeout_s: float) -> tuple[list[dict], float]:
-    body = json.dumps({"sender": f"e2e-{uuid.uuid4().hex}", "message": text}).encode()
+def ask(
+    base_url: str, text: str, timeout_s: float, sender: str | None = None
+) -> tuple[list[dict], float]:
+    """The bot's replies to one message (a new conversation unless `sender` is given)."""
+    sender = sender or f"e2e-{uuid.uuid4().hex}"
+    body = json.dumps({"sender": sender, "message": text}).encode()
     request = urllib.request.Request(
         f"{base_url.rstrip('/')}/webhooks/rest/webhook",
         data=body,
