@@ -111,7 +111,7 @@ def load_settings() -> Settings:
         sender_messages_per_minute=int(os.environ.get("SENDER_MESSAGES_PER_MINUTE", "30")),
         tracker_retention_days=int(os.environ.get("TRACKER_RETENTION_DAYS", "180")),
         resolver_model=Path(
-            os.environ.get("RESOLVER_MODEL", str(PROJECT_ROOT / "models" / "resolver.json"))
+            os.environ.get("RESOLVER_MODEL") or PROJECT_ROOT / "models" / "resolver.json"
         ),
         vocabulary_extra_dir=Path(vocabulary_extra) if vocabulary_extra else None,
         service_host=os.environ.get("SERVICE_HOST") or "127.0.0.1",

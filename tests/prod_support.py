@@ -95,6 +95,7 @@ class Reply:
     status: int
     texts: list[str]
     seconds: float
+    token: str | None = None  # /api/chat's per-conversation token, on a first message
 
     @property
     def text(self) -> str:
@@ -120,10 +121,12 @@ def post_raw(url: str, body: bytes, timeout: float = 60, headers: dict | None = 
         return Reply(
             error.code, [error.read().decode(errors="replace")], time.monotonic() - started
         )
+    token = None
     if isinstance(payload, dict):
+        token = payload.get("token")
         payload = payload.get("messages", [])
     texts = [m.get("text", "") for m in payload if isinstance(m, dict)]
-    return Reply(status, texts, time.monotonic() - started)
+    return Reply(status, texts, time.monotonic() - started, token)
 
 
 def new_sender(prefix: str = "citizen") -> str:

@@ -7,6 +7,7 @@ import dataclasses
 import html
 import json
 import re
+import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -67,9 +68,15 @@ def profile_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 async def portal_client(rasa_url: str, origins: tuple[str, ...] = (ALLOWED_ORIGIN,)) -> TestClient:
+    """The portal alone: its procedures database does not exist, so no hand-over store and no
+    conversation tokens (tests/test_handover.py covers those)."""
     app = web.Application()
+    missing_db = Path(tempfile.mkdtemp()) / "none.sqlite3"
     app["settings"] = dataclasses.replace(
-        get_settings(), rasa_url=rasa_url, chat_allowed_origins=origins
+        get_settings(),
+        rasa_url=rasa_url,
+        chat_allowed_origins=origins,
+        database_url=f"sqlite:///{missing_db}",
     )
     portal.setup_routes(app)
     client = TestClient(TestServer(app))

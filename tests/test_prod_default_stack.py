@@ -16,7 +16,7 @@ import stat
 import unicodedata
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -45,14 +45,23 @@ PERSONAL_MESSAGES = [
 class Default:
     stack: Stack
     work: Path
+    tokens: dict[str, str] = field(default_factory=dict)  # /api/chat token per sender
 
     @property
     def tracker_db(self) -> Path:
         return self.work / "tracker.sqlite3"
 
     def web_chat(self, sender: str, message: str, **headers: str) -> Reply:
-        body = json.dumps({"sender": sender, "message": message}).encode()
-        return post_raw(f"{self.stack.web_url}/api/chat", body, headers=headers)
+        """A widget message: the conversation's token (issue 12) is kept and sent back."""
+        data = {"sender": sender, "message": message}
+        if sender in self.tokens:
+            data["token"] = self.tokens[sender]
+        reply = post_raw(
+            f"{self.stack.web_url}/api/chat", json.dumps(data).encode(), headers=headers
+        )
+        if reply.token:
+            self.tokens[sender] = reply.token
+        return reply
 
     def webhook(self, sender: str, message: str) -> Reply:
         body = json.dumps({"sender": sender, "message": message}).encode()
