@@ -5,6 +5,8 @@ suggested questions on an empty chat."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import yaml
 from playwright.async_api import Page, expect
@@ -151,4 +153,9 @@ async def test_suggested_questions_on_an_empty_chat(
     first = (await suggestions.first.inner_text()).strip()
     await suggestions.first.tap()
     await expect(user_messages(page).last).to_contain_text(first)
+    # The widget shows the message before its request reaches Rasa: wait for the request.
+    for _ in range(200):
+        if fake_rasa.received:
+            break
+        await asyncio.sleep(0.05)
     assert fake_rasa.received[-1]["message"] == first
