@@ -143,17 +143,9 @@ def main(argv: list[str] | None = None) -> int:
 def _with_stack(args: argparse.Namespace) -> int:
     import tempfile
 
-    from scripts.stack import Stack, free_port
+    from scripts.stack import throwaway_stack
 
-    work = Path(tempfile.mkdtemp(prefix="eval-bot-"))
-    stack = Stack(
-        rasa_port=free_port(),
-        action_port=free_port(),
-        web_port=free_port(),
-        log_dir=work / "logs",
-        env={"TRACKER_DB_URL": f"sqlite:///{work / 'tracker.sqlite3'}"},
-    )
-    with stack:
+    with throwaway_stack(Path(tempfile.mkdtemp(prefix="eval-bot-"))) as stack:
         rest = ["--base-url", stack.rasa_url, "--part", args.part]
         return main(rest + (["--json", str(args.json)] if args.json else []))
 

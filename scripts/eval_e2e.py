@@ -114,17 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.start_stack:
-        from scripts.stack import Stack, free_port
+        from scripts.stack import throwaway_stack
 
-        work = ROOT / "results" / "e2e-stack"
-        stack = Stack(
-            rasa_port=free_port(),
-            action_port=free_port(),
-            web_port=free_port(),
-            log_dir=work / "logs",
-            env={"TRACKER_DB_URL": f"sqlite:///{work / 'tracker.sqlite3'}"},
-        )
-        with stack:
+        with throwaway_stack(ROOT / "results" / "e2e-stack") as stack:
             args.base_url = stack.rasa_url
             return run(args)
     return run(args)

@@ -62,6 +62,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def throwaway_stack(work: Path) -> Stack:
+    """A whole stack on free ports with its own SQLite tracker store and logs under `work`
+    (evaluations and benchmarks; the procedures database is the configured one)."""
+    return Stack(
+        rasa_port=free_port(),
+        action_port=free_port(),
+        web_port=free_port(),
+        log_dir=work / "logs",
+        env={"TRACKER_DB_URL": f"sqlite:///{work / 'tracker.sqlite3'}"},
+    )
+
+
 def ensure_rasa_api_token(path: Path = RASA_API_TOKEN_FILE) -> str:
     """RASA_API_TOKEN, else the token stored at `path`, else a new one written there (0600)."""
     token = os.environ.get("RASA_API_TOKEN")
