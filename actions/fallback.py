@@ -28,10 +28,11 @@ from actions.procedure_answers import (
 from procedures_db.profile import contact_hint
 
 
-async def resolved(tracker: Tracker, *, offer_list: bool) -> Target | None:
-    """The resolver's target when it is worth answering; None to fall back."""
+async def resolved(tracker: Tracker) -> Target | None:
+    """The resolver's target (an answer or candidates to offer) when some procedure is likelier
+    than none; None to fall back."""
     target = await find_target(tracker, tracker.latest_message.get("text") or "")
-    if target.code or (offer_list and target.hits):
+    if target.code or target.hits:
         return target
     return None
 
@@ -58,7 +59,7 @@ class ActionFallback(ResolverFirst):
     async def reply(
         self, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> list[dict[str, Any]]:
-        target = await resolved(tracker, offer_list=True)
+        target = await resolved(tracker)
         if target:
             return await answer_target(dispatcher, tracker, target)
         count = int(tracker.get_slot(FALLBACK_COUNT_SLOT) or 0)
@@ -79,7 +80,8 @@ class ActionFallback(ResolverFirst):
 
 
 class ActionOutOfScope(ResolverFirst):
-    """Out of scope for the classifier; answered when the resolver is sure it is a procedure."""
+    """Out of scope for the classifier; answered (or the likely procedures offered) when the
+    resolver finds some procedure likelier than none ("còn lltp thì sao")."""
 
     def name(self) -> str:
         return "action_out_of_scope"
@@ -87,7 +89,7 @@ class ActionOutOfScope(ResolverFirst):
     async def reply(
         self, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> list[dict[str, Any]]:
-        target = await resolved(tracker, offer_list=False)
+        target = await resolved(tracker)
         if target:
             return await answer_target(dispatcher, tracker, target)
         dispatcher.utter_message(response="utter_out_of_scope")

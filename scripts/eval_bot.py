@@ -43,6 +43,7 @@ class Reply:
     offered: list[str] = field(default_factory=list)  # codes offered (list or buttons)
     payloads: dict[str, str] = field(default_factory=dict)
     latency_s: float = 0.0
+    text: str = ""
 
     @property
     def named(self) -> list[str]:
@@ -54,6 +55,7 @@ def send(base_url: str, sender: str, text: str, timeout_s: float = 30.0) -> Repl
     reply = Reply(latency_s=latency)
     for message in messages:
         text_out = message.get("text") or ""
+        reply.text += text_out[:160] + " / "
         reply.answered += _ANSWER_RE.findall(text_out)
         reply.offered += _OFFER_RE.findall(text_out)
         for button in message.get("buttons") or []:
@@ -63,11 +65,31 @@ def send(base_url: str, sender: str, text: str, timeout_s: float = 30.0) -> Repl
     return reply
 
 
+# Failing turns of the dev part, for whoever improves the bot (never the test part's).
+FAILURES: list[dict] = []
+
+
+def _failed(row: Conversation, turn, reply: Reply, what: str) -> None:
+    FAILURES.append(
+        {
+            "id": row.id,
+            "what": what,
+            "text": turn.text[:300],
+            "want": sorted(turn.codes),
+            "answered": reply.answered[:2],
+            "offered": reply.offered[:5],
+            "reply": reply.text[:400],
+        }
+    )
+
+
 def questions_report(base_url: str, rows: list[Conversation]) -> dict:
     named = first_right = wrong_direct = in_scope = 0
     for row in rows:
         turn = row.turns[0]
         reply = send(base_url, f"eval-{uuid.uuid4().hex}", turn.text)
+        if not set(reply.named) & turn.codes:
+            _failed(row, turn, reply, "not named" if turn.codes else "out of scope")
         if reply.answered and reply.answered[0] not in turn.codes:
             wrong_direct += 1
         if not turn.codes:
@@ -100,6 +122,7 @@ def conversations_report(base_url: str, rows: list[Conversation]) -> dict:
                 continue
             if turn.switch and previous and answered == previous:
                 stale += 1
+            _failed(row, turn, reply, "stale" if turn.switch and answered == previous else "turn")
             offered = [c for c in reply.offered if c in turn.codes]
             if not answered and offered:  # the citizen taps the right one
                 picked = send(base_url, sender, reply.payloads.get(offered[0], offered[0]))
@@ -124,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=("dev", "test"), default="dev")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--start-stack", action="store_true")
+    parser.add_argument("--failures", type=Path, help="dev part only: write the failing turns")
     args = parser.parse_args(argv)
+    if args.failures and args.part == "test":
+        parser.error("the test part reports figures only")
     if args.start_stack:
         return _with_stack(args)
     report = {
@@ -134,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     text = json.dumps(report, ensure_ascii=False, indent=1)
     print(text)
+    if args.failures:
+        args.failures.write_text(json.dumps(FAILURES, ensure_ascii=False, indent=1), "utf-8")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text, encoding="utf-8")
@@ -147,7 +175,8 @@ def _with_stack(args: argparse.Namespace) -> int:
 
     with throwaway_stack(Path(tempfile.mkdtemp(prefix="eval-bot-"))) as stack:
         rest = ["--base-url", stack.rasa_url, "--part", args.part]
-        return main(rest + (["--json", str(args.json)] if args.json else []))
+        rest += ["--json", str(args.json)] if args.json else []
+        return main(rest + (["--failures", str(args.failures)] if args.failures else []))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from procedures_db.resolver import (
     resolve,
     resolve_with,
 )
-from procedures_db.resolver.datasets import conversations, part_of, real_questions
+from procedures_db.resolver.datasets import conversations, real_questions
 from procedures_db.resolver.features import focus_text, life_event_text
 from procedures_db.resolver.model import fit, fit_trees, scored
 from procedures_db.resolver.training import Example, to_group
@@ -236,12 +236,11 @@ def test_question_sets_keep_their_sources():
     assert len(rows) >= 250
     assert all(r.url and r.url.startswith("http") for r in rows)
     assert all(c.url for c in conversations()) and len(conversations()) >= 150
-    parts = {part_of(r.url) for r in rows}
-    assert parts == {"dev", "test"}
+    assert {r.part for r in rows} == {"dev", "test"}
     # One page never feeds both parts.
     by_url: dict[str, set[str]] = {}
     for r in rows + conversations():
-        by_url.setdefault(r.url, set()).add(part_of(r.url))
+        by_url.setdefault(r.url, set()).add(r.part)
     assert all(len(p) == 1 for p in by_url.values())
 
 

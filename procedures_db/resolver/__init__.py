@@ -54,6 +54,10 @@ _DOCUMENT_WORDS = 40
 _MAX_DOCUMENTS = 40
 
 
+# The thresholds of the turns after a conversation's first message carry this suffix.
+IN_CONVERSATION = "_in_conversation"
+
+
 class Decision(str, enum.Enum):
     ANSWER = "answer"  # sure: answer this procedure
     SUGGEST = "suggest"  # likely: answer the best, offer the close alternatives
@@ -141,6 +145,7 @@ def load_records(engine: Engine) -> list[RecordText]:
                     levels=tuple(row.levels or ()),
                     online_level=row.online_level,
                     text=" . ".join(p for p in parts if p),
+                    subjects=row.target_subjects or "",
                 )
             )
     return records
@@ -198,15 +203,18 @@ def decide(
     confidence: float,
     code_typed: bool,
     none_probability: float = 0.0,
+    in_conversation: bool = False,
 ) -> Decision:
     """What to do with a ranking; the answer and suggest thresholds come from the risk-coverage
-    curve (BENCHMARKS.md); asking needs some candidate to be likelier than none."""
+    curves (BENCHMARKS.md), one pair for a conversation's first message and one for the turns
+    after it; asking needs some candidate to be likelier than none."""
     if not candidates:
         return Decision.NOT_FOUND
     t = thresholds
-    if code_typed or confidence >= t["answer"]:
+    suffix = IN_CONVERSATION if in_conversation and f"answer{IN_CONVERSATION}" in t else ""
+    if code_typed or confidence >= t[f"answer{suffix}"]:
         return Decision.ANSWER
-    if confidence >= t["suggest"]:
+    if confidence >= t[f"suggest{suffix}"]:
         return Decision.SUGGEST
     if 1.0 - none_probability >= t["ask"]:
         return Decision.ASK
@@ -253,6 +261,7 @@ def resolve_with(
 ) -> Resolution:
     v = view(indexes.names, indexes.records, message or "", context, allowed)
     ids, p, p_none = score_view(indexes, model, v)
+    g = none_vector(v)
     if allowed is not None and len(ids):
         keep = allowed[ids]
         ids, p = ids[keep], p[keep]
@@ -265,9 +274,12 @@ def resolve_with(
     candidates = [
         _candidate(indexes, int(i), float(pi)) for i, pi in zip(ids[:limit], p[:limit], strict=True)
     ]
-    confidence = model.confidence(group) if len(ids) else 0.0
+    confidence = model.confidence(group, g, float(p_none)) if len(ids) else 0.0
     code_typed = bool(len(ids)) and int(ids[0]) in v.codes
-    decision = decide(model.thresholds, candidates, confidence, code_typed, float(p_none))
+    in_conversation = context.current is not None
+    decision = decide(
+        model.thresholds, candidates, confidence, code_typed, float(p_none), in_conversation
+    )
     return Resolution(candidates, float(p_none), confidence, decision)
 
 

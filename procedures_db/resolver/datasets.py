@@ -5,13 +5,16 @@
 - tests/data/search_queries.yml (232 chat-style queries), tests/data/e2e_questions.yml.
 
 Real questions and conversations are split into a dev part (training, calibration, thresholds)
-and a test part (run once, at the end) by a hash of the source URL, so one page never feeds both
-parts. `TEST_SHARE` of the pages go to the test part.
+and a test part (run once, at the end, after every choice is frozen). A file says which part its
+rows belong to (`part: test` at its top; dev otherwise), and one page never feeds both parts.
+
+History: the first test part (a hash of the URL chose 40 % of the pages) was run on 2026-12-04
+with the first resolver and recorded in BENCHMARKS.md; having been seen, it joined the dev part,
+and a fresh test part was collected from new pages (the files marked `part: test`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +23,7 @@ import yaml
 from procedures_db.settings import PROJECT_ROOT
 
 DATA = PROJECT_ROOT / "tests" / "data"
-TEST_SHARE = 0.4
+PARTS = ("dev", "test")
 
 
 @dataclass(frozen=True)
@@ -40,41 +43,56 @@ class Conversation:
     turns: tuple[Turn, ...]
     source: str
     kinds: tuple[str, ...] = field(default_factory=tuple)
-
-
-def part_of(url: str | None) -> str:
-    """ "dev" or "test" for a source page; rows without a URL are dev."""
-    if not url:
-        return "dev"
-    digest = int(hashlib.sha1(url.strip().encode("utf-8")).hexdigest(), 16)
-    return "test" if (digest % 1000) < TEST_SHARE * 1000 else "dev"
+    part: str = "dev"
 
 
 def _read(path: Path) -> object:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def _part(document: dict, path: Path) -> str:
+    part = document.get("part", "dev")
+    if part not in PARTS:
+        raise ValueError(f"{path}: part must be one of {PARTS}, not {part!r}")
+    return part
+
+
+def _selected(rows: list[Conversation], part: str | None) -> list[Conversation]:
+    return [c for c in rows if part is None or c.part == part]
+
+
 def real_questions(part: str | None = None) -> list[Conversation]:
     out = []
     for path in sorted((DATA / "real_questions").glob("*.yml")):
-        for row in (_read(path) or {}).get("questions") or []:
+        document = _read(path) or {}
+        file_part = _part(document, path)
+        for row in document.get("questions") or []:
             turn = Turn(row["text"], frozenset(row.get("codes") or ()), row.get("fact"))
-            out.append(Conversation(row["id"], row.get("url"), (turn,), f"real:{path.stem}"))
-    return [c for c in out if part is None or part_of(c.url) == part]
+            out.append(
+                Conversation(
+                    row["id"], row.get("url"), (turn,), f"real:{path.stem}", part=file_part
+                )
+            )
+    return _selected(out, part)
 
 
 def conversations(part: str | None = None) -> list[Conversation]:
-    path = DATA / "multiturn" / "cases.yml"
-    if not path.exists():
-        return []
     out = []
-    for row in (_read(path) or {}).get("cases") or []:
-        turns = tuple(
-            Turn(t["text"], frozenset(t.get("codes") or ()), t.get("fact"), bool(t.get("switch")))
-            for t in row["turns"]
-        )
-        out.append(Conversation(row["id"], row.get("url"), turns, "multiturn", (row.get("kind"),)))
-    return [c for c in out if part is None or part_of(c.url) == part]
+    for path in sorted((DATA / "multiturn").glob("*.yml")):
+        document = _read(path) or {}
+        file_part = _part(document, path)
+        for row in document.get("cases") or []:
+            turns = tuple(
+                Turn(
+                    t["text"], frozenset(t.get("codes") or ()), t.get("fact"), bool(t.get("switch"))
+                )
+                for t in row["turns"]
+            )
+            kinds = (row.get("kind"),)
+            out.append(
+                Conversation(row["id"], row.get("url"), turns, "multiturn", kinds, part=file_part)
+            )
+    return _selected(out, part)
 
 
 def search_queries() -> list[Conversation]:

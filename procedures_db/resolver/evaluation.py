@@ -15,7 +15,12 @@ import numpy as np
 
 from procedures_db.resolver import Context, Indexes, Resolution, resolve_with
 from procedures_db.resolver.datasets import Conversation
-from procedures_db.resolver.model import Group, RankingModel, fit_confidence_map
+from procedures_db.resolver.model import (
+    Group,
+    RankingModel,
+    confidence_inputs,
+    fit_confidence_map,
+)
 from procedures_db.resolver.records import with_pairs
 from procedures_db.text import tokens
 
@@ -23,13 +28,13 @@ THRESHOLD_GRID = [round(t, 2) for t in np.arange(0.05, 1.0001, 0.01)]
 
 
 def _top_group_probability(
-    group: Group, p: np.ndarray, model: RankingModel | None = None
+    group: Group, p: np.ndarray, p_none: float, model: RankingModel | None = None
 ) -> tuple[int, float]:
     """The best candidate and its confidence: its probability with its same-named variants',
     calibrated by `model` when given."""
     top = int(np.argmax(p))
     q = float(p[top]) if group.family is None else float(p[group.family == group.family[top]].sum())
-    return top, model.confidence(q) if model else q
+    return top, model.confidence(q, group.g, p_none) if model else q
 
 
 def risk_coverage(
@@ -39,10 +44,10 @@ def risk_coverage(
     directly (coverage), the share of direct answers that are wrong (risk) and the share of all
     questions that get a wrong direct answer."""
     rows = []
-    for group, p, _ in predictions:
+    for group, p, p_none in predictions:
         if not len(p):
             continue
-        top, q = _top_group_probability(group, p, model)
+        top, q = _top_group_probability(group, p, p_none, model)
         rows.append((q, bool(group.positive[top])))
     if not rows:
         return []
@@ -62,16 +67,18 @@ def risk_coverage(
     return curve
 
 
-def fit_confidence(predictions: list[tuple[Group, np.ndarray, float]]) -> tuple[float, float]:
+def fit_confidence(
+    predictions: list[tuple[Group, np.ndarray, float]], none_features: tuple[str, ...]
+) -> tuple[float, ...]:
     """The confidence map fitted on held-out predictions (see model.fit_confidence_map)."""
-    rows = [_top_group_probability(g, p) for g, p, _ in predictions if len(p)]
-    right = np.array(
-        [
-            float(g.positive[t])
-            for (g, p, _), (t, _) in zip([x for x in predictions if len(x[1])], rows, strict=True)
-        ]
-    )
-    return fit_confidence_map(np.array([q for _, q in rows]), right)
+    inputs, right = [], []
+    for g, p, p_none in predictions:
+        if not len(p):
+            continue
+        top, q = _top_group_probability(g, p, p_none)
+        inputs.append(confidence_inputs(q, g.g, p_none, none_features))
+        right.append(float(g.positive[top]))
+    return fit_confidence_map(np.array(inputs), np.array(right))
 
 
 def reliability(
@@ -82,10 +89,10 @@ def reliability(
     """The probability the decision reads (the best candidate's, with its same-named variants
     at other levels) against how often the best candidate is right, in bins."""
     counts = [[0, 0.0, 0] for _ in range(bins)]
-    for group, p, _ in predictions:
+    for group, p, p_none in predictions:
         if not len(p):
             continue
-        top, q = _top_group_probability(group, p, model)
+        top, q = _top_group_probability(group, p, p_none, model)
         b = min(int(q * bins), bins - 1)
         counts[b][0] += 1
         counts[b][1] += q
@@ -103,14 +110,15 @@ def reliability(
 
 def ranking_summary(predictions: list[tuple[Group, np.ndarray, float]], missed: int = 0) -> dict:
     """Top-1 / top-3 of held-out predictions over the in-scope examples; `missed` examples (no
-    acceptable code among the candidates) count as wrong."""
+    candidate at all) count as wrong, as do groups with no acceptable candidate."""
     in_scope = [(g, p) for g, p, _ in predictions if not g.none_positive and len(p)]
     top1 = sum(bool(g.positive[int(np.argmax(p))]) for g, p in in_scope)
     top3 = sum(bool(g.positive[np.argsort(-p)[:3]].any()) for g, p in in_scope)
+    unreachable = sum(1 for g, _ in in_scope if not g.positive.any())
     n = max(len(in_scope) + missed, 1)
     return {
         "examples": len(in_scope) + missed,
-        "no_acceptable_candidate": missed,
+        "no_acceptable_candidate": missed + unreachable,
         "top1": round(top1 / n, 4),
         "top3": round(top3 / n, 4),
     }

@@ -22,6 +22,11 @@ from procedures_db.vocabulary import load_vocabulary
 
 TOP_PER_LIST = 12
 _SENTENCE_RE = re.compile(r"(?<=[?!.;:…])\s+|\n+|(?<=[?!])(?=\S)")
+# A clause ends at a sentence end, a comma or a purpose "để": "mẹ tôi mất thì phải đến đâu | để
+# đăng ký khai tử". The name index reads a message whole and drops a purpose clause; read clause
+# by clause, the procedure a story names in passing is still found.
+_CLAUSE_RE = re.compile(r"[?!.;:…,\n]+|\s(?=(?:để|de)\s)", re.IGNORECASE)
+MAX_CLAUSES = 4  # the last ones: a story asks at its end
 
 CANDIDATE_FEATURES = (
     "name_full",
@@ -56,6 +61,13 @@ CANDIDATE_FEATURES = (
     "query_coverage_focus",
     "current_unexplained",
     "current_rival_coverage",
+    "name_clause",
+    "rank_name_clause",
+    "subject_citizen",
+    "subject_foreign",
+    "subject_business",
+    "subject_organisation",
+    "subject_official",
 )
 NONE_FEATURES = (
     "bias",
@@ -145,10 +157,35 @@ def follow_up_shape(message: str) -> bool:
     )
 
 
+def clauses(message: str) -> list[str]:
+    """The message's clauses of two words or more, the last `MAX_CLAUSES` of them."""
+    parts = [c.strip() for c in _CLAUSE_RE.split(message or "")]
+    return [c for c in parts if len(c.split()) >= 2][-MAX_CLAUSES:]
+
+
+def clause_scores(
+    names: _Index, message: str, whole: np.ndarray, whole_terms: list[str]
+) -> tuple[np.ndarray, list[str]]:
+    """Per procedure, its best name score over the message's clauses (the whole reading when the
+    message is one clause), and the analysed terms of the whole reading and the clauses (the
+    whole reading stops at 64 words; a story's question may come after)."""
+    parts = clauses(message)
+    if len(parts) <= 1:
+        return whole, whole_terms
+    best = np.zeros_like(whole)
+    terms = dict.fromkeys(whole_terms)
+    for part in parts:
+        scores, part_terms = names.read(part)
+        np.maximum(best, scores, out=best)
+        terms.update(dict.fromkeys(part_terms))
+    return best, list(terms)
+
+
 def _inverse_rank(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """1 / (1 + rank) of each candidate in `scores` (0 for a zero score)."""
     mine = scores[ids]
-    ranks = (scores[None, :] > mine[:, None]).sum(axis=1)
+    positive = np.sort(scores[scores > 0])
+    ranks = len(positive) - np.searchsorted(positive, mine, side="right")
     return np.where(mine > 0, 1.0 / (1.0 + ranks), 0.0)
 
 
@@ -186,6 +223,7 @@ class QueryView:
     name_life: np.ndarray
     name_focus: np.ndarray
     name_span: np.ndarray
+    name_clause: np.ndarray
     record_full: np.ndarray
     record_focus: np.ndarray
     names_bm25: np.ndarray
@@ -222,6 +260,7 @@ def view(
     span = context.span or ""
     zeros = np.zeros(len(records.records))
     life = life_event_text(message)
+    name_clause, all_terms = clause_scores(names, message, name_full, full_terms)
     typed = load_vocabulary().codes_in(message)
     codes = [records.by_code[c] for c in typed if c in records.by_code]
     current = records.by_code.get(context.current) if context.current else None
@@ -231,7 +270,8 @@ def view(
         name_life=names.read(life)[0] if life else zeros,
         name_focus=name_focus,
         name_span=names.read(span)[0] if span else zeros,
-        record_full=records.whole.scores(full_terms),
+        name_clause=name_clause,
+        record_full=records.whole.scores(all_terms),
         record_focus=records.whole.scores(focus_terms),
         names_bm25=records.names.scores(with_pairs(full_words)),
         query_words=set(full_words),
@@ -244,6 +284,7 @@ def view(
         offered=offered,
     )
     lists = [v.name_full, v.name_focus, v.name_span, v.name_life, v.record_full, v.record_focus]
+    lists.append(v.name_clause)
     if allowed is not None:
         lists = [np.where(allowed, scores, 0.0) for scores in lists]
     ids = {int(i) for scores in lists for i in _top(scores, TOP_PER_LIST)}
@@ -310,6 +351,9 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
         explained_focus,
         is_current * (1.0 - explained_focus),
         is_current * rival_coverage,
+        v.name_clause[ids],
+        _inverse_rank(v.name_clause, ids),
+        *records.subject_flags[ids].T,
     ]
     return np.column_stack(columns)
 

@@ -70,8 +70,9 @@ class RankingModel:
     mean: np.ndarray
     scale: np.ndarray
     temperature: float = 1.0
-    # confidence = sigmoid(a * logit(q) + b) for the best candidate's group probability q
-    confidence_map: tuple[float, float] = (1.0, 0.0)
+    # confidence = sigmoid(w · confidence_inputs(q, g, p_none)) for the best candidate's group
+    # probability q (see fit_confidence_map)
+    confidence_map: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     thresholds: dict[str, float] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     trees: lightgbm.Booster | None = None
@@ -86,11 +87,11 @@ class RankingModel:
         z = ((s - self.mean) / self.scale) @ self.w if len(s) else np.zeros(0)
         return z / self.temperature, float(g @ self.v) / self.temperature
 
-    def confidence(self, group_probability: float) -> float:
+    def confidence(self, group_probability: float, g: np.ndarray, none_probability: float) -> float:
         """How likely the best candidate (or a same-named variant) is right, calibrated."""
-        q = min(max(group_probability, 1e-6), 1 - 1e-6)
-        a, b = self.confidence_map
-        return float(1.0 / (1.0 + np.exp(-(a * np.log(q / (1 - q)) + b))))
+        inputs = confidence_inputs(group_probability, g, none_probability, self.none_features)
+        z = inputs @ np.asarray(self.confidence_map)
+        return float(1.0 / (1.0 + np.exp(-z)))
 
     def probabilities(self, x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
         """Per candidate, and for "none"; they sum to one."""
@@ -248,18 +249,43 @@ def fit_temperature(model: RankingModel, groups: list[Group]) -> float:
     return best
 
 
-def fit_confidence_map(group_probabilities: np.ndarray, right: np.ndarray) -> tuple[float, float]:
-    """Logistic calibration of the group probability on held-out predictions."""
-    q = np.clip(group_probabilities, 1e-6, 1 - 1e-6)
-    logit = np.log(q / (1 - q))
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return float(np.log(p / (1 - p)))
+
+
+def confidence_inputs(
+    group_probability: float, g: np.ndarray, none_probability: float, none_features: tuple[str, ...]
+) -> np.ndarray:
+    """What the confidence reads besides the best group's probability: the message's length and
+    whether a conversation is under way (a long story is less sure than a short query at the
+    same probability, a follow-up more), the probability of none, and how well the message's
+    focus matches some procedure name."""
+    return np.array(
+        [
+            _logit(group_probability),
+            1.0,
+            float(g[none_features.index("words_full")]),
+            float(g[none_features.index("has_current")]),
+            _logit(none_probability),
+            float(g[none_features.index("max_name_focus")]),
+        ]
+    )
+
+
+def fit_confidence_map(inputs: np.ndarray, right: np.ndarray, l2: float = 1.0) -> tuple[float, ...]:
+    """Logistic calibration (weights on `confidence_inputs`) fitted on held-out predictions."""
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        z = theta[0] * logit + theta[1]
-        p = 1.0 / (1.0 + np.exp(-z))
+        p = 1.0 / (1.0 + np.exp(-(inputs @ theta)))
         eps = 1e-12
         value = -np.sum(right * np.log(p + eps) + (1 - right) * np.log(1 - p + eps))
-        grad = np.array([np.sum((p - right) * logit), np.sum(p - right)])
+        value += 0.5 * l2 * float(theta[2:] @ theta[2:])
+        grad = inputs.T @ (p - right)
+        grad[2:] += l2 * theta[2:]
         return value, grad
 
-    result = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
-    return float(result.x[0]), float(result.x[1])
+    start = np.zeros(inputs.shape[1])
+    start[0] = 1.0
+    result = minimize(loss, start, jac=True, method="L-BFGS-B")
+    return tuple(float(t) for t in result.x)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,23 @@ class RecordText:
     levels: tuple[str, ...]
     online_level: str | None
     text: str  # every other searchable field, joined
+    subjects: str = ""  # who may file it (doi_tuong_thuc_hien), as the portal lists them
+
+
+# Who files a procedure, from the portal's subject list: citizens ask mostly about their own.
+SUBJECT_KINDS = {
+    "citizen": ("cong dan viet nam",),
+    "foreign": ("nguoi nuoc ngoai", "dinh cu o nuoc ngoai", "to chuc nuoc ngoai"),
+    "business": ("doanh nghiep", "hop tac xa"),
+    "organisation": ("to chuc",),
+    "official": ("can bo", "cong chuc", "vien chuc"),
+}
+
+
+def subject_flags(subjects: str) -> list[float]:
+    # "Tổ chức (không bao gồm doanh nghiệp, HTX)": the parenthesis excludes.
+    text = " ".join(doc_tokens(re.sub(r"\([^)]*\)", " ", subjects)))
+    return [float(any(k in text for k in keys)) for keys in SUBJECT_KINDS.values()]
 
 
 class Bm25:
@@ -101,3 +119,6 @@ class RecordIndex:
             dtype=float,
         )
         self.name_length = np.array([math.log1p(len(t)) for t in name_tokens])
+        self.subject_flags = np.array([subject_flags(r.subjects) for r in self.records]).reshape(
+            len(self.records), len(SUBJECT_KINDS)
+        )
