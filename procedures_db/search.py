@@ -536,6 +536,7 @@ class _Index:
         n = len(self.rows)
         matched = np.zeros(n)
         name_matched = np.zeros(n)  # IDF of the name's own words the query covers
+        sparse_parts: tuple[list, list, list, list] = ([], [], [], [])
         total = 0.0
         for term in terms:
             alternatives = [a for a in term.alternatives if a in self.postings]
@@ -545,6 +546,10 @@ class _Index:
                     total += term.factor * self.unknown_word_weight
                 continue
             group = len(term.alternatives) > 1
+            if not group:
+                # One phrase (most terms): sparse over its posting, summed once below.
+                total += self._phrase_part(term, alternatives[0], sparse_parts)
+                continue
             best = np.zeros(n)
             best_name = np.zeros(n)
             weights = []
@@ -563,6 +568,13 @@ class _Index:
             total += term.factor * max(weights)
             matched += term.factor * term.confidence * best
             name_matched += best_name
+        for ids, values, into in ((0, 1, matched), (2, 3, name_matched)):
+            if sparse_parts[ids]:
+                into += np.bincount(
+                    np.concatenate(sparse_parts[ids]),
+                    weights=np.concatenate(sparse_parts[values]),
+                    minlength=n,
+                )
         if total == 0.0:
             return matched
         precision = np.minimum(name_matched / self.name_weight, 1.0)
@@ -575,6 +587,28 @@ class _Index:
                 scores *= prior
         scores *= self.level_prior
         return scores
+
+    def _phrase_part(self, term: _Term, phrase: str, parts: tuple[list, list, list, list]) -> float:
+        """`score` for a term of one phrase: its posting's values, appended to `parts` (ids,
+        values, name ids, name values); returns its weight."""
+        ids, factors = self.postings[phrase]
+        if term.hint:
+            factors = np.ones(len(ids))
+        weight = self._phrase_weight(phrase)
+        best = weight * factors
+        if term.accents:
+            spelled = self.accent_postings.get(term.accents)
+            if spelled is None:
+                best = best * _ACCENT_CREDIT
+            else:
+                at = np.minimum(np.searchsorted(spelled, ids), len(spelled) - 1)
+                best = np.where(spelled[at] != ids, best * _ACCENT_CREDIT, best)
+        parts[0].append(ids)
+        parts[1].append(term.factor * term.confidence * best)
+        if term.is_word:
+            parts[2].append(ids)
+            parts[3].append(self._alternatives_weight(phrase) * (factors == 1.0))
+        return term.factor * weight
 
     def _other_accents(self, term: _Term, ids: np.ndarray) -> np.ndarray:
         """Of the procedures in `ids` (a word's or pair's posting), those whose name does not
