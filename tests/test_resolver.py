@@ -164,11 +164,18 @@ def test_model_is_calibrated_out_of_fold(model):
     assert 0.3 < model.temperature < 3.0
 
 
-def test_thresholds_come_from_the_risk_coverage_curve(model):
-    curve = {p["threshold"]: p for p in model.meta["risk_coverage"]}
-    answer = model.thresholds["answer"]
-    assert curve[answer]["wrong_share"] <= 0.015
-    assert model.thresholds["suggest"] <= answer
+def test_thresholds_come_from_the_risk_coverage_curves(model):
+    """First messages: suggestions (an answer with alternatives) wrong for at most 1.5 % of the
+    real questions, plain answers for half that; conversation turns: 3 % and half that."""
+    t = model.thresholds
+    for curve_name, share, suffix in (
+        ("risk_coverage_real", 0.015, ""),
+        ("risk_coverage_turns", 0.03, "_in_conversation"),
+    ):
+        curve = {p["threshold"]: p for p in model.meta[curve_name]}
+        assert curve[t[f"suggest{suffix}"]]["wrong_share"] <= share
+        assert curve[t[f"answer{suffix}"]]["wrong_share"] <= share / 2
+        assert t[f"suggest{suffix}"] <= t[f"answer{suffix}"]
 
 
 def candidate(code: str, probability: float) -> Candidate:

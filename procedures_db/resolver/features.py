@@ -22,11 +22,6 @@ from procedures_db.vocabulary import load_vocabulary
 
 TOP_PER_LIST = 12
 _SENTENCE_RE = re.compile(r"(?<=[?!.;:…])\s+|\n+|(?<=[?!])(?=\S)")
-# A clause ends at a sentence end, a comma or a purpose "để": "mẹ tôi mất thì phải đến đâu | để
-# đăng ký khai tử". The name index reads a message whole and drops a purpose clause; read clause
-# by clause, the procedure a story names in passing is still found.
-_CLAUSE_RE = re.compile(r"[?!.;:…,\n]+|\s(?=(?:để|de)\s)", re.IGNORECASE)
-MAX_CLAUSES = 4  # the last ones: a story asks at its end
 
 CANDIDATE_FEATURES = (
     "name_full",
@@ -61,13 +56,13 @@ CANDIDATE_FEATURES = (
     "query_coverage_focus",
     "current_unexplained",
     "current_rival_coverage",
-    "name_clause",
-    "rank_name_clause",
     "subject_citizen",
     "subject_foreign",
     "subject_business",
     "subject_organisation",
     "subject_official",
+    "same_field_as_current",
+    "rank_name_in_current_field",
 )
 NONE_FEATURES = (
     "bias",
@@ -157,30 +152,6 @@ def follow_up_shape(message: str) -> bool:
     )
 
 
-def clauses(message: str) -> list[str]:
-    """The message's clauses of two words or more, the last `MAX_CLAUSES` of them."""
-    parts = [c.strip() for c in _CLAUSE_RE.split(message or "")]
-    return [c for c in parts if len(c.split()) >= 2][-MAX_CLAUSES:]
-
-
-def clause_scores(
-    names: _Index, message: str, whole: np.ndarray, whole_terms: list[str]
-) -> tuple[np.ndarray, list[str]]:
-    """Per procedure, its best name score over the message's clauses (the whole reading when the
-    message is one clause), and the analysed terms of the whole reading and the clauses (the
-    whole reading stops at 64 words; a story's question may come after)."""
-    parts = clauses(message)
-    if len(parts) <= 1:
-        return whole, whole_terms
-    best = np.zeros_like(whole)
-    terms = dict.fromkeys(whole_terms)
-    for part in parts:
-        scores, part_terms = names.read(part)
-        np.maximum(best, scores, out=best)
-        terms.update(dict.fromkeys(part_terms))
-    return best, list(terms)
-
-
 def _inverse_rank(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """1 / (1 + rank) of each candidate in `scores` (0 for a zero score)."""
     mine = scores[ids]
@@ -223,7 +194,6 @@ class QueryView:
     name_life: np.ndarray
     name_focus: np.ndarray
     name_span: np.ndarray
-    name_clause: np.ndarray
     record_full: np.ndarray
     record_focus: np.ndarray
     names_bm25: np.ndarray
@@ -233,6 +203,7 @@ class QueryView:
     words_focus: int
     codes: list[int]
     follow_up_shape: bool  # "còn …", "thế còn …", "… thì sao"
+    name_in_field: np.ndarray  # name_full within the current procedure's field (else zeros)
     current: int | None
     offered: list[int]
     candidates: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))
@@ -260,7 +231,6 @@ def view(
     span = context.span or ""
     zeros = np.zeros(len(records.records))
     life = life_event_text(message)
-    name_clause, all_terms = clause_scores(names, message, name_full, full_terms)
     typed = load_vocabulary().codes_in(message)
     codes = [records.by_code[c] for c in typed if c in records.by_code]
     current = records.by_code.get(context.current) if context.current else None
@@ -270,8 +240,7 @@ def view(
         name_life=names.read(life)[0] if life else zeros,
         name_focus=name_focus,
         name_span=names.read(span)[0] if span else zeros,
-        name_clause=name_clause,
-        record_full=records.whole.scores(all_terms),
+        record_full=records.whole.scores(full_terms),
         record_focus=records.whole.scores(focus_terms),
         names_bm25=records.names.scores(with_pairs(full_words)),
         query_words=set(full_words),
@@ -281,10 +250,18 @@ def view(
         codes=codes,
         follow_up_shape=shape,
         current=current,
+        name_in_field=(
+            np.where(records.field_ids == records.field_ids[current], name_full, 0.0)
+            if current is not None
+            else zeros
+        ),
         offered=offered,
     )
     lists = [v.name_full, v.name_focus, v.name_span, v.name_life, v.record_full, v.record_focus]
-    lists.append(v.name_clause)
+    if current is not None:
+        # "còn cấp lại khi bị mất thì sao" after "đổi bằng lái": the best names of the current
+        # procedure's field are candidates too.
+        lists.append(v.name_in_field)
     if allowed is not None:
         lists = [np.where(allowed, scores, 0.0) for scores in lists]
     ids = {int(i) for scores in lists for i in _top(scores, TOP_PER_LIST)}
@@ -309,6 +286,11 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
     few = float(v.words_focus <= 1)
     is_current = (ids == v.current).astype(float) if v.current is not None else np.zeros(n)
     is_offered = np.isin(ids, v.offered).astype(float)
+    same_field = (
+        (records.field_ids[ids] == records.field_ids[v.current]).astype(float)
+        if v.current is not None
+        else np.zeros(n)
+    )
     others = v.name_focus[ids][is_current == 0]
     rival = float(others.max()) if len(others) else 0.0
     coverage = np.array([_coverage(records.name_tokens[i], v.query_words) for i in ids])
@@ -351,9 +333,9 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
         explained_focus,
         is_current * (1.0 - explained_focus),
         is_current * rival_coverage,
-        v.name_clause[ids],
-        _inverse_rank(v.name_clause, ids),
         *records.subject_flags[ids].T,
+        same_field,
+        _inverse_rank(v.name_in_field, ids),
     ]
     return np.column_stack(columns)
 

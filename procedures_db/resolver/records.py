@@ -110,6 +110,11 @@ class RecordIndex:
                 for tokens, r in zip(name_tokens, self.records, strict=True)
             ]
         )
+        # Field ids ("Đất đai", "Cấp, quản lý căn cước"): a conversation tends to stay in one.
+        fields: dict[str, int] = {}
+        self.field_ids = np.array(
+            [fields.setdefault(r.field or "", len(fields)) for r in self.records]
+        )
         levels = [set(r.levels) for r in self.records]
         self.level_flags = np.array(
             [
