@@ -120,9 +120,9 @@ def conversations_report(base_url: str, rows: list[Conversation]) -> dict:
                 direct += 1
                 previous = answered
                 continue
-            if turn.switch and previous and answered == previous:
-                stale += 1
-            _failed(row, turn, reply, "stale" if turn.switch and answered == previous else "turn")
+            is_stale = bool(turn.switch and previous and answered == previous)
+            stale += is_stale
+            _failed(row, turn, reply, "stale" if is_stale else "turn")
             offered = [c for c in reply.offered if c in turn.codes]
             if not answered and offered:  # the citizen taps the right one
                 picked = send(base_url, sender, reply.payloads.get(offered[0], offered[0]))

@@ -190,6 +190,12 @@ def test_decision_rule():
     assert decide(t, [candidate("a", 0.7), candidate("b", 0.2)], 0.7, False) is Decision.SUGGEST
     assert decide(t, [candidate("a", 0.3), candidate("b", 0.25)], 0.3, False, 0.4) is Decision.ASK
     assert decide(t, [candidate("a", 0.05)], 0.05, False, 0.9) is Decision.NOT_FOUND
+    # Turns after the first message read their own thresholds (when the model has them).
+    turns = {**t, "answer_in_conversation": 0.95, "suggest_in_conversation": 0.5}
+    assert decide(turns, [candidate("a", 0.92)], 0.92, False) is Decision.ANSWER
+    assert decide(turns, [candidate("a", 0.92)], 0.92, False, 0.0, True) is Decision.SUGGEST
+    assert decide(turns, [candidate("a", 0.55)], 0.55, False, 0.0, True) is Decision.SUGGEST
+    assert decide(t, [candidate("a", 0.55)], 0.55, False, 0.0, True) is Decision.ASK
     assert decide(t, [candidate("a", 0.05)], 0.05, True, 0.9) is Decision.ANSWER  # a typed code
 
 
