@@ -67,8 +67,6 @@ _SOFT_FACTOR = 0.4  # stop_words.yml soft_words
 _MAX_PAIR_CORRECTIONS = 3
 _MAX_TYPO_LENGTH = 20
 _MAX_QUERY_WORDS = 64  # a chat message names its procedure well within this
-# The resolver reads whole messages: a story may name its procedure after 64 words.
-_MAX_MESSAGE_WORDS = 200
 _MAX_CACHED_MASKS = 256
 _ACTION_FACTOR = 0.93  # the name adds an action (xóa, cấp lại, ...) the query did not ask for
 _NARROW_FACTOR = 0.95
@@ -473,14 +471,16 @@ class _Index:
                 return candidate
         return None
 
-    def analyze(self, query: str, *, whole: bool = False) -> list[_Term]:
-        """The query's terms. `whole` (the resolver): read up to 200 words and keep a purpose
-        clause ("mẹ tôi mất thì đến đâu để đăng ký khai tử"), which a search box drops."""
+    def analyze(self, query: str, *, keep_purpose: bool = False) -> list[_Term]:
+        """The query's terms. `keep_purpose` (the resolver, reading whole messages): keep a
+        purpose clause ("mẹ tôi mất thì đến đâu để đăng ký khai tử"), which a search box drops.
+        (Reading stories past 64 words measured no better: the resolver reads their question
+        sentence apart.)"""
         # Citizen phrases first, so chat shorthand cannot split them ("so hong" is sổ hồng, not
         # "sổ không"), then shorthand and typos on the rest, then the phrases again.
         words: list[_Word] = []
         text = _LABELLED_CODE_RE.sub(" ", canonical(query))
-        typed = _words(text, is_canonical=True)[: _MAX_MESSAGE_WORDS if whole else _MAX_QUERY_WORDS]
+        typed = _words(text, is_canonical=True)[:_MAX_QUERY_WORDS]
         for word in _rewrite(typed, _CITIZEN):
             expansion = _CHAT.get(word.folded)
             if word.rewritten or word.accented is not None:
@@ -490,7 +490,7 @@ class _Index:
             else:
                 words.extend(self._correct(word))
         words = _rewrite(words, _QUESTIONS)
-        if not whole:
+        if not keep_purpose:
             words = _drop_purpose_clause(words)
         if not _GOODS_FOLDED & {w.folded for w in words}:
             words = _rewrite(words, _RESIDENCE)
@@ -629,7 +629,7 @@ class _Index:
         """For the resolver, in one analysis: per procedure the name score of `query` (codes
         aside), and the analysed words (synonyms, shorthand, typos resolved) with the word pairs
         that the record index is searched with."""
-        terms = self.analyze(query, whole=True)
+        terms = self.analyze(query, keep_purpose=True)
         if not terms:
             return np.zeros(len(self.rows)), []
         query_tokens = {word for t in terms for a in t.alternatives for word in a.split()}

@@ -128,14 +128,26 @@ def _asking_phrases() -> tuple[str, ...]:
     return tuple(" ".join(tokens(p)) for p, fact in phrases.items() if fact)
 
 
+@lru_cache(maxsize=1)
+def _openings() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Folded follow-up openings (longest first) and endings (vocabulary)."""
+    vocabulary = load_vocabulary()
+    openings = sorted(
+        (" ".join(tokens(p)) for p in vocabulary.follow_up_openings), key=len, reverse=True
+    )
+    return tuple(openings), tuple(" ".join(tokens(p)) for p in vocabulary.follow_up_endings)
+
+
 def without_opening(message: str) -> str:
     """The message without a follow-up opening ("còn", "thế còn", also typed "con", "the con"):
     what follows it is what the citizen asks about (vocabulary: follow_up_openings)."""
     words = message.split()
-    folded = [" ".join(tokens(w)) for w in words]
-    for opening in sorted(load_vocabulary().follow_up_openings, key=len, reverse=True):
+    openings = _openings()[0]
+    longest = max((len(o.split()) for o in openings), default=0)
+    folded = [" ".join(tokens(w)) for w in words[:longest]]
+    for opening in openings:
         size = len(opening.split())
-        if " ".join(folded[:size]) == " ".join(tokens(opening)) and len(words) > size:
+        if " ".join(folded[:size]) == opening and len(words) > size:
             return " ".join(words[size:])
     return message
 
@@ -143,10 +155,8 @@ def without_opening(message: str) -> str:
 def follow_up_shape(message: str) -> bool:
     """The message opens or ends like a follow-up ("còn …", "thế còn …", "… thì sao"),
     compared accent-folded: it may still name a new procedure."""
-    vocabulary = load_vocabulary()
+    openings, endings = _openings()
     text = f" {' '.join(tokens(message))} "
-    openings = (" ".join(tokens(p)) for p in vocabulary.follow_up_openings)
-    endings = (" ".join(tokens(p)) for p in vocabulary.follow_up_endings)
     return any(text.startswith(f" {o} ") for o in openings) or any(
         text.endswith(f" {e} ") for e in endings
     )
