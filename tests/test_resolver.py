@@ -104,6 +104,13 @@ def test_focus_is_the_question_and_the_sentence_before():
     assert focus_text(text) == "Tôi bị mất bằng lái. Giờ làm lại ở đâu?"
 
 
+def test_a_purpose_clause_still_names_the_procedure(indexes, model):
+    # A search box drops "để …" (a purpose names no procedure); in a story it may be the only
+    # place the procedure is named.
+    text = "Mẹ tôi mất thì tôi phải đến cơ quan nào để đăng ký khai tử cho mẹ của tôi."
+    assert best(indexes, model, text) == "1.000656"
+
+
 def test_life_events_name_the_procedure():
     assert "khai sinh" in life_event_text("con tôi mới sinh được 1 tháng")
     assert life_event_text("đổi bằng lái xe") == ""
@@ -125,6 +132,12 @@ def test_a_new_procedure_named_briefly_switches(indexes, model):
     }
     assert best(indexes, model, "sổ đỏ thì sao", current=LICENCE_EXCHANGE) in LAND
     assert best(indexes, model, "thế còn đăng ký kết hôn", current=BIRTH) == MARRIAGE
+
+
+def test_a_new_procedure_of_the_current_field_is_found(indexes, model):
+    # "cấp lại" alone names many procedures; after a licence exchange, the licence's is meant.
+    text = "còn cấp lại khi bị mất thì sao"
+    assert best(indexes, model, text, current=LICENCE_EXCHANGE) == LICENCE_REISSUE
 
 
 def test_conversation_dev_part_turns(indexes, model):
@@ -255,6 +268,16 @@ def test_question_sets_keep_their_sources():
     for r in rows + conversations():
         by_url.setdefault(r.url, set()).add(r.part)
     assert all(len(p) == 1 for p in by_url.values())
+
+
+def test_a_file_names_a_known_part(tmp_path, monkeypatch):
+    from procedures_db.resolver import datasets
+
+    (tmp_path / "real_questions").mkdir()
+    (tmp_path / "real_questions" / "x.yml").write_text("part: final\nquestions: []\n")
+    monkeypatch.setattr(datasets, "DATA", tmp_path)
+    with pytest.raises(ValueError, match=r"x\.yml: part must be one of"):
+        datasets.real_questions()
 
 
 def test_question_codes_exist(indexes):
