@@ -19,7 +19,9 @@ from procedures_db.queries import ProcedureDetails
 from procedures_db.search import short_titles
 from procedures_db.text import tokens
 
-MAX_CANDIDATES = 4
+# Three fit a phone screen with the asked fact beside each (tests/test_widget_phone.py); the
+# resolver's fourth is rarely the right one.
+MAX_CANDIDATES = 3
 # Facts short enough to compare across candidates (procedures_db.answers.key_facts).
 COMPARABLE = ("time", "fee", "place", "online")
 CANDIDATES_SLOT = "procedure_candidates"
@@ -41,7 +43,7 @@ async def _details(candidates: list[dict[str, str]]) -> list[ProcedureDetails] |
 async def offer(
     dispatcher: CollectingDispatcher, hits: list[Any], facts: list[str]
 ) -> list[dict[str, Any]]:
-    """Up to four candidates (the resolver chose them) as buttons (channels without buttons
+    """Up to three candidates (the resolver chose them) as buttons (channels without buttons
     number them), with the asked fact first: said once when they agree, one short line each
     when they differ."""
     candidates = [{"code": hit.code, "name": hit.name} for hit in hits[:MAX_CANDIDATES]]
@@ -79,13 +81,14 @@ def compare_text(details: list[ProcedureDetails], fact: str, profile: ProvincePr
             f"{label}: {values[0]}"
         )
     if len(set(values)) == 1 and values[0] != UNKNOWN:
-        lines = [f"{label}: {values[0]} — như nhau cho cả {len(details)} thủ tục:"]
-        lines += [f"- {trim(d.name, 90)} (mã {d.code})" for d in details]
+        # The buttons under the text name them again: short lines keep it on one screen.
+        lines = [f"{label}: {trim(values[0], 90)} — như nhau cho cả {len(details)} thủ tục:"]
+        lines += [f"- {trim(d.name, 60)} (mã {d.code})" for d in details]
         lines.append("Bạn chọn một thủ tục để xem thêm.")
     else:
         lines = [f"{label} của các thủ tục gần với câu hỏi của bạn:"]
         lines += [
-            f"- {trim(d.name, 70)} (mã {d.code}): {trim(v, 90)}"
+            f"- {trim(d.name, 45)} (mã {d.code}): {trim(v, 55)}"
             for d, v in zip(details, values, strict=True)
         ]
         lines.append("Bạn chọn thủ tục của mình để xem chi tiết.")
