@@ -13,7 +13,9 @@ alike. Per step: median wall milliseconds per call (per turn for the stores), Ra
 - save: the same turns, Rasa's save (count query, masked events rebuilt, ORM inserts) against
   ours (count from the retrieve, one masking, one insert statement), both on our engine;
 - procedures-db: the hand-over check each message makes (procedures database), new SQLite
-  connection per call against a kept one.
+  connection per call against a kept one;
+- profile: the province profile the action server reads for every answer, parsed each time
+  against parsed once per change of the file.
 
     python scripts/bench_rasa_changes.py [--rounds 30] [--json OUT]
 """
@@ -266,6 +268,18 @@ def bench_procedures_db(rounds: int) -> dict[str, float]:
     return interleaved(per_call(check(fresh), 20), per_call(check(kept), 20), rounds)
 
 
+def bench_profile(rounds: int) -> dict[str, float]:
+    from procedures_db import profile
+    from procedures_db.settings import get_settings
+
+    path = get_settings().province_profile
+    return interleaved(
+        per_call(lambda: path.exists() and profile._read_profile(path), 20),
+        per_call(lambda: profile.load_profile(path), 20),
+        rounds,
+    )
+
+
 def _wal(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -283,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "keepalive": bench_keepalive(args.rounds),
         **bench_stores(args.rounds),
         "procedures-db": bench_procedures_db(args.rounds),
+        "profile": bench_profile(args.rounds),
     }
     print(f"load average {Path('/proc/loadavg').read_text().split()[0]}")
     print("| change | Rasa's ms | ours ms | saved ms |\n|---|---|---|---|")
