@@ -5,6 +5,8 @@ of one step run in alternating rounds (A, B, A, B, ...) on the same data, so dri
 alike. Per step: median wall milliseconds per call (per turn for the stores), Rasa's and ours.
 
 - validator: checking an action server answer (RemoteAction._validate_action_result);
+- graph: a message's NLU and two predictions of the next action on the trained model, dask's
+  scheduler against the sequential runner;
 - keepalive: one request to an action-server-like endpoint (EndpointConfig.request), new
   session per call (Rasa) against the kept session;
 - sqlite: a two-turn conversation through the tracker store (create, retrieve, save, twice), on
@@ -39,7 +41,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def interleaved(
-    a: Callable[[], Awaitable[float]], b: Callable[[], Awaitable[float]], rounds: int
+    a: Callable[[], Awaitable[float]],
+    b: Callable[[], Awaitable[float]],
+    rounds: int,
+    cleanup: Callable[[], Awaitable[Any]] | None = None,
 ) -> dict[str, float]:
     """Median of per-round means (ms), A and B alternating; each call returns seconds/unit."""
 
@@ -50,6 +55,8 @@ def interleaved(
         for _ in range(rounds):
             first.append(await a())
             second.append(await b())
+        if cleanup is not None:
+            await cleanup()
         return first, second
 
     first, second = asyncio.run(run())
@@ -268,6 +275,40 @@ def bench_procedures_db(rounds: int) -> dict[str, float]:
     return interleaved(per_call(check(fresh), 20), per_call(check(kept), 20), rounds)
 
 
+def bench_graph(rounds: int) -> dict[str, float]:
+    """NLU and two predictions of the next action (a message's three graph runs)."""
+    from rasa.core.agent import Agent
+    from rasa.engine.runner.dask import DaskGraphRunner
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.production import rasa_patches
+    from scripts.stack import DEFAULT_MODEL
+
+    agent = Agent.load(str(DEFAULT_MODEL))
+
+    def message(run: Callable) -> Callable[[], Any]:
+        async def one() -> None:
+            DaskGraphRunner.run = run
+            parse = await agent.parse_message("đổi bằng lái xe cần giấy tờ gì")
+            tracker = DialogueStateTracker.from_events("t", [ActionExecuted("action_listen")])
+            tracker.update(UserUttered(parse["text"], parse["intent"], [], parse))
+            agent.processor.predict_next_with_tracker(tracker)
+            tracker.update(ActionExecuted("action_answer_procedure"))
+            agent.processor.predict_next_with_tracker(tracker)
+
+        return one
+
+    try:
+        return interleaved(
+            per_call(message(rasa_patches._ORIGINAL_RUN), 10),
+            per_call(message(rasa_patches._run), 10),
+            rounds,
+        )
+    finally:
+        DaskGraphRunner.run = rasa_patches._ORIGINAL_RUN
+
+
 def bench_profile(rounds: int) -> dict[str, float]:
     from procedures_db import profile
     from procedures_db.settings import get_settings
@@ -294,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = {
         "validator": bench_validator(args.rounds),
+        "graph": bench_graph(args.rounds),
         "keepalive": bench_keepalive(args.rounds),
         **bench_stores(args.rounds),
         "procedures-db": bench_procedures_db(args.rounds),

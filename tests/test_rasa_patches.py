@@ -237,3 +237,59 @@ async def test_the_sqlite_store_keeps_one_connection_in_wal_mode(tmp_path, monke
     assert len(connections) <= 1  # the kept connection (opened at start) serves every turn
     with sqlite3.connect(database) as connection:
         assert connection.execute("SELECT count(*) FROM events").fetchone()[0] > 0
+
+
+# --- the model's graph, run sequentially ----------------------------------------------------------
+
+
+def test_the_sequential_runner_computes_what_dask_computes() -> None:
+    import dask
+
+    calls: list[str] = []
+
+    def node(name: str):
+        def run(*inputs):
+            calls.append(name)
+            return (name, [value for _, value in inputs])
+
+        return run
+
+    graph = {
+        "a": (node("a"), "__input__"),
+        "b": (node("b"), "a"),
+        "c": (node("c"), "a", "b"),
+        "d": (node("d"), "c", "b"),
+        "__input__": ("__input__", {"unhashable": ["message"]}),
+        "unused": (node("unused"), "a"),
+    }
+    expected = dask.get(graph, ["d", "b"])
+    calls.clear()
+    assert rasa_patches.run_sequentially(graph, ["d", "b"]) == list(expected)
+    assert sorted(calls) == ["a", "b", "c", "d"]  # each needed node once, nothing else
+
+
+async def test_the_model_answers_as_with_dask(monkeypatch) -> None:
+    """The trained model (`make train`): the same parse and the same next actions."""
+    from rasa.core.agent import Agent
+    from rasa.engine.runner.dask import DaskGraphRunner
+
+    from scripts.stack import DEFAULT_MODEL
+
+    if not DEFAULT_MODEL.exists():
+        pytest.fail(f"no trained model at {DEFAULT_MODEL}: `make test` trains it first")
+    agent = Agent.load(str(DEFAULT_MODEL))
+    texts = ["đổi bằng lái xe cần giấy tờ gì", "lệ phí bao nhiêu", "xin chào", "asdfgh"]
+    results = {}
+    for runner in ("dask", "sequential"):
+        run = rasa_patches._ORIGINAL_RUN if runner == "dask" else rasa_patches._run
+        monkeypatch.setattr(DaskGraphRunner, "run", run)
+        parses = [await agent.parse_message(text) for text in texts]
+        tracker = DialogueStateTracker.from_events("t", [ActionExecuted("action_listen")])
+        predictions = []
+        for text, parse in zip(texts, parses, strict=True):
+            tracker.update(UserUttered(text, parse["intent"], parse["entities"], parse))
+            prediction = agent.processor.predict_next_with_tracker(tracker)
+            predictions.append((prediction["scores"], prediction["policy"]))
+            tracker.update(ActionExecuted("action_listen"))
+        results[runner] = (parses, predictions)
+    assert results["sequential"] == results["dask"]

@@ -6,7 +6,11 @@ server of this project loads (its tracker store class); `install()` is idempoten
    once. Rasa 3.6 calls `jsonschema.validate` for every custom action, which first checks the
    schema itself against the JSON Schema meta-schema: about half of the Rasa process's CPU time
    per message went there. Same schema, same errors, same message.
-2. Keep-alive to the action server (and any other endpoint Rasa calls through
+2. The model's graph (NLU, then each prediction of the next action: three runs per message) is
+   run by a plain sequential evaluator instead of dask's synchronous scheduler, whose
+   bookkeeping cost about 1 ms per message. Same graph, same nodes, each run once, in an order
+   that respects every dependency (the dask scheduler also runs them one at a time).
+3. Keep-alive to the action server (and any other endpoint Rasa calls through
    `EndpointConfig.request`): Rasa 3.6 opens a new aiohttp session, so a new TCP connection,
    for every call. Each endpoint now keeps one session per event loop. Idle connections are
    dropped after KEEPALIVE_S, shorter than Sanic's own keep-alive (5 s by default, 75 s in the
@@ -31,6 +35,8 @@ from typing import Any
 import aiohttp
 from rasa.core.actions.action import RemoteAction
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.engine.exceptions import GraphRunError
+from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.constants import DOCS_BASE_URL
 from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT, EndpointConfig
 
@@ -45,6 +51,7 @@ FINGERPRINTS = {
     ),
     "EndpointConfig.session": "e55aa13d9d4fb4bc440ac33b870a97ee162b76dda7ccb6bf68433567475fdffb",
     "EndpointConfig.request": "ccdb778aed8208e23cde3c3f47eac7fbbbb735dac8f7ef7254d54451c64ad608",
+    "DaskGraphRunner.run": "45f0f52f574f3aa9546a552bf671183e171092c18b66e97f5771a7fa295de37e",
     "SQLTrackerStore._retrieve": "c8adbf6f4b61ddd1124690944ebdf2ebc82d0723bd07c6704caab0b80120a0ef",
     "SQLTrackerStore.save": "57165e46eab3de0866e77f03df0bf7fd5eac2c1de617ed431b934c9a4edfeef6",
     "SQLTrackerStore._additional_events": (
@@ -59,6 +66,7 @@ PATCHES_ENV = "TTHC_RASA_PATCHES"
 _INSTALLED = False
 _ORIGINAL_VALIDATE = RemoteAction._validate_action_result
 _ORIGINAL_SESSION = EndpointConfig.session
+_ORIGINAL_RUN = DaskGraphRunner.run
 
 
 def fingerprint(function: Any) -> str:
@@ -75,6 +83,7 @@ def current_fingerprints() -> dict[str, str]:
         ),
         "EndpointConfig.session": fingerprint(_ORIGINAL_SESSION),
         "EndpointConfig.request": fingerprint(EndpointConfig.request),
+        "DaskGraphRunner.run": fingerprint(_ORIGINAL_RUN),
         "SQLTrackerStore._retrieve": fingerprint(store._retrieve),
         "SQLTrackerStore.save": fingerprint(store.save),
         "SQLTrackerStore._additional_events": fingerprint(store._additional_events),
@@ -116,7 +125,50 @@ def _validate_action_result(self: RemoteAction, result: dict[str, Any]) -> bool:
     raise error
 
 
-# --- 2. keep-alive sessions ---------------------------------------------------------------------
+# --- 2. the graph, run sequentially ------------------------------------------------------------
+
+
+def run_sequentially(graph: dict[str, Any], targets: list[str]) -> list[Any]:
+    """`dask.get(graph, targets)` for Rasa's graphs: a task is a tuple whose first item is
+    callable, the others its arguments (keys of the graph are replaced by their values); any
+    other value is a literal. Each key is computed once."""
+    values: dict[str, Any] = {}
+
+    def argument(item: Any) -> Any:
+        if isinstance(item, str) and item in graph:
+            return value(item)
+        return item
+
+    def value(key: str) -> Any:
+        if key not in values:
+            task = graph[key]
+            if type(task) is tuple and task and callable(task[0]):
+                values[key] = task[0](*(argument(item) for item in task[1:]))
+            else:
+                values[key] = task
+        return values[key]
+
+    return [value(target) for target in targets]
+
+
+def _run(
+    self: DaskGraphRunner,
+    inputs: dict[str, Any] | None = None,
+    targets: list[str] | None = None,
+) -> dict[str, Any]:
+    """Rasa's `DaskGraphRunner.run` with `run_sequentially` in place of `dask.get`."""
+    run_targets = targets if targets else self._graph_schema.target_names
+    minimal_schema = self._graph_schema.minimal_graph_schema(run_targets)
+    run_graph = self._build_dask_graph(minimal_schema)
+    if inputs:
+        self._add_inputs_to_graph(inputs, run_graph)
+    try:
+        return dict(run_sequentially(run_graph, run_targets))
+    except RuntimeError as e:
+        raise GraphRunError("Error running runner.") from e
+
+
+# --- 3. keep-alive sessions ---------------------------------------------------------------------
 
 
 class _BorrowedSession:
@@ -171,7 +223,7 @@ async def close_sessions(*_args: Any) -> None:
 def enabled(name: str) -> bool:
     """Whether the change `name` is on: all are, unless TTHC_RASA_PATCHES lists some, joined by
     "+" ("none": none). Only for measuring each change on its own (scripts/bench_throughput.py);
-    names: validator, keepalive, sqlite, save."""
+    names: validator, graph, keepalive, sqlite, save."""
     chosen = os.environ.get(PATCHES_ENV, "all").replace(" ", "").split("+")
     return "all" in chosen or name in chosen
 
@@ -182,6 +234,8 @@ def install() -> None:
         return
     if enabled("validator"):
         RemoteAction._validate_action_result = _validate_action_result
+    if enabled("graph"):
+        DaskGraphRunner.run = _run
     if enabled("keepalive"):
         EndpointConfig.session = _session
     _INSTALLED = True
