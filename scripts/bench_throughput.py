@@ -191,24 +191,37 @@ def run_phase(
     )
 
 
-def tree_stack_module(tree: Path):
-    """That checkout's own launcher (its Stack starts that tree's code)."""
-    sys.path.insert(0, str(tree))
-    prefixes = ("scripts.", "procedures_db", "bot")
+def _forget_project_modules() -> None:
+    prefixes = ("scripts.", "procedures_db", "bot.")
     for module in [m for m in sys.modules if m in ("scripts", "bot") or m.startswith(prefixes)]:
         del sys.modules[module]
+
+
+def tree_stack_module(tree: Path):
+    """That checkout's own launcher (its Stack starts that tree's code). Its modules are
+    forgotten afterwards, and sys.path restored (its stack.py puts its root first)."""
+    saved_path = list(sys.path)
+    sys.path.insert(0, str(tree))
+    _forget_project_modules()
     try:
-        return importlib.import_module("scripts.stack")
+        module = importlib.import_module("scripts.stack")
+        assert Path(module.__file__).resolve().is_relative_to(tree), module.__file__
+        return module
     finally:
-        sys.path.remove(str(tree))
-        for module in [m for m in sys.modules if m in ("scripts", "bot") or m.startswith(prefixes)]:
-            del sys.modules[module]
+        sys.path[:] = saved_path
+        _forget_project_modules()
+
+
+def own_stack_module():
+    module = importlib.import_module("scripts.stack")
+    assert Path(module.__file__).resolve().is_relative_to(ROOT), module.__file__
+    return module
 
 
 def measure_default(
     name: str, model: Path, work: Path, args, env: dict[str, str] | None = None, tree=None
 ) -> list[Phase]:
-    module = tree_stack_module(tree) if tree else importlib.import_module("scripts.stack")
+    module = tree_stack_module(tree) if tree else own_stack_module()
     tracker_url = f"sqlite:///{work / f'tracker-{name}.sqlite3'}"
     stack = module.Stack(
         model=model,
@@ -221,7 +234,8 @@ def measure_default(
     phases = []
     started = time.monotonic()
     with stack:
-        print(f"{name}: up in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+        up = time.monotonic() - started
+        print(f"{name}: {module.ROOT} up in {up:.0f} s", file=sys.stderr, flush=True)
         pids = {n: stack.processes[n].pid for n in ("rasa", "actions")}
         for citizens in args.citizens:
             phases.append(run_phase(name, stack.rasa_url, tracker_url, pids, citizens, args))
