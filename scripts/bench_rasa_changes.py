@@ -286,6 +286,7 @@ def bench_graph(rounds: int) -> dict[str, float]:
     from scripts.stack import DEFAULT_MODEL
 
     agent = Agent.load(str(DEFAULT_MODEL))
+    quiet()  # as a Rasa server runs: no debug lines (loading the model turned them on)
 
     def message(run: Callable) -> Callable[[], Any]:
         async def one() -> None:
@@ -307,6 +308,16 @@ def bench_graph(rounds: int) -> dict[str, float]:
         )
     finally:
         DaskGraphRunner.run = rasa_patches._ORIGINAL_RUN
+
+
+def quiet() -> None:
+    import logging
+
+    from rasa.utils.log_utils import configure_structlog
+
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("rasa").setLevel(logging.WARNING)
+    configure_structlog(logging.WARNING)
 
 
 def bench_profile(rounds: int) -> dict[str, float]:
