@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from procedures_db.models import Base
 from procedures_db.settings import get_settings
@@ -30,9 +31,21 @@ def get_engine(url: str | None = None) -> Engine:
 def _engine_for(url: str) -> Engine:
     # Cached on the resolved URL, so a settings change (tests) gets its own engine.
     _ensure_sqlite_dir(url)
-    engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
-    if url.startswith("sqlite"):
-        event.listen(engine, "connect", _sqlite_pragmas)
+    if not url.startswith("sqlite"):
+        return create_engine(url, future=True, pool_pre_ping=True)
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        engine = create_engine(url, future=True)
+    else:
+        # A SQLite file: pooled connections (SQLAlchemy 1.4 opens a new one, and so runs the
+        # pragmas again, for every session otherwise: measurable per chat message, see
+        # BENCHMARKS.md "Cost per message"). Worker threads take turns on them.
+        engine = create_engine(
+            url,
+            future=True,
+            poolclass=QueuePool,
+            connect_args={"check_same_thread": False},
+        )
+    event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 

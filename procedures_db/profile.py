@@ -56,11 +56,28 @@ def _office_hours(raw: object, path: Path) -> OfficeHours | None:
         raise ProfileError(str(error)) from None
 
 
+# The profile read last per path, with the file's modification time, size and inode: the bot
+# reads it for every answer, so it is parsed again only when the file changed.
+_read_profiles: dict[Path, tuple[tuple[int, int, int], ProvinceProfile]] = {}
+
+
 def load_profile(path: Path | None = None) -> ProvinceProfile:
     """Read the profile; a missing file gives the default (national portal only)."""
     path = path or get_settings().province_profile
-    if not path.exists():
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
         return ProvinceProfile()
+    version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    known = _read_profiles.get(path)
+    if known is not None and known[0] == version:
+        return known[1]
+    profile = _read_profile(path)
+    _read_profiles[path] = (version, profile)
+    return profile
+
+
+def _read_profile(path: Path) -> ProvinceProfile:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:

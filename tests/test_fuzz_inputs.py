@@ -140,7 +140,11 @@ def empty_db_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from procedures_db.db import create_schema, get_engine
 
     path = tmp_path_factory.mktemp("fuzzdb") / "empty.sqlite3"
-    create_schema(get_engine(f"sqlite:///{path}"))
+    engine = get_engine(f"sqlite:///{path}")
+    create_schema(engine)
+    # The engine keeps its connections (WAL mode): closing them writes the log into the file,
+    # which the test then copies as a file.
+    engine.dispose()
     return path
 
 

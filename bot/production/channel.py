@@ -13,6 +13,7 @@ from rasa.core.channels.rest import RestInput
 from sanic.exceptions import InvalidUsage as BadRequest
 from sanic.request import Request
 
+from bot.production import rasa_patches
 from bot.production.guard import OnNewMessage, SenderRateLimiter, guard
 from procedures_db.settings import get_settings
 
@@ -54,4 +55,7 @@ class GuardedRestInput(RestInput):
         return channel if isinstance(channel, str) and channel else self.name()
 
     def blueprint(self, on_new_message: OnNewMessage) -> Any:
-        return super().blueprint(guard(on_new_message, self.limiter))
+        blueprint = super().blueprint(guard(on_new_message, self.limiter))
+        # The kept sessions to the action server (bot/production/rasa_patches.py) end with Rasa.
+        blueprint.listener("before_server_stop")(rasa_patches.close_sessions)
+        return blueprint

@@ -15,8 +15,11 @@ guarded channel answers with an apology.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -24,9 +27,12 @@ import sqlalchemy as sa
 from rasa.core.lock_store import RedisLockStore
 from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
 from rasa.shared.core.events import Event
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from rasa.utils.endpoints import EndpointConfig
 from redis.exceptions import RedisError
 
+from bot.production import rasa_patches
 from bot.production.guard import STORE_FAILURE, record_failure, turn_failed
 from procedures_db.privacy import mask_value
 
@@ -64,21 +70,78 @@ class Outage:
             self.since = None
 
 
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # Write-ahead log, synced at checkpoints rather than at every commit: a commit costs no
+    # fsync, so no disk wait inside Rasa's event loop per message (BENCHMARKS.md, "Cost per
+    # message"). The database stays consistent on a crash; a power cut may lose the last turns.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def tracker_engine(url: sa.engine.URL) -> sa.engine.Engine:
+    """The tracker store's engine: pooled connections, each store keeping its own.
+
+    PostgreSQL: Rasa's pool settings with pre-ping (without it every pooled connection is dead
+    after a database restart). A SQLite file: one kept connection (SQLAlchemy 1.4 opens a new one
+    for every session otherwise) in WAL mode; Rasa uses it from its event loop thread only.
+    """
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+    if not rasa_patches.enabled("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(
+        url,
+        poolclass=sa.pool.QueuePool,
+        pool_size=1,
+        max_overflow=4,
+        connect_args={"check_same_thread": False},
+    )
+    sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class StoredCounts:
+    """How many events of its current session the store held when a tracker was retrieved, kept
+    for that tracker object's next save only (Rasa counts them again with a query at every save;
+    the lock store keeps other turns of the conversation out in between)."""
+
+    LIMIT = 10_000  # retrieves never followed by a save (Rasa's HTTP API) must not pile up
+
+    def __init__(self) -> None:
+        self._counts: dict[str, tuple[weakref.ref, int]] = {}
+
+    def note(self, tracker: DialogueStateTracker, count: int) -> None:
+        if not rasa_patches.enabled("save"):
+            return
+        if len(self._counts) >= self.LIMIT:
+            self._counts.clear()
+        self._counts[tracker.sender_id] = (weakref.ref(tracker), count)
+
+    def take(self, tracker: DialogueStateTracker) -> int | None:
+        reference, count = self._counts.pop(tracker.sender_id, (None, None))
+        return count if reference is not None and reference() is tracker else None
+
+
 class ResilientSQLTrackerStore(SQLTrackerStore):
-    """SQLTrackerStore with pre-ping, retries, lazy schema creation, outage logging and
-    personal data masked before it is written."""
+    """SQLTrackerStore with pooled connections (`tracker_engine`), retries, lazy schema
+    creation, outage logging, personal data masked before it is written and a cheaper save."""
 
     def __init__(self, domain: Any = None, **kwargs: Any) -> None:
+        # Every Rasa server of this project creates this store: the place to patch Rasa.
+        rasa_patches.install()
         super().__init__(domain=domain, **kwargs)
         url = self.engine.url
         self.engine.dispose()
-        # Without pre-ping every pooled connection is dead after a database restart.
-        self.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+        self.engine = tracker_engine(url)
         self.sessionmaker = sa.orm.sessionmaker(bind=self.engine)
         # No user name in the text: "user@host" would be masked as an e-mail address in the logs.
         self.outage = Outage(
             f"Tracker store {url.get_backend_name()} at {url.host}:{url.port}/{url.database}"
         )
+        self._stored_counts = StoredCounts()
         self._schema_ready = False
         try:
             self._ensure_schema()
@@ -110,6 +173,46 @@ class ResilientSQLTrackerStore(SQLTrackerStore):
         for event in super()._additional_events(session, tracker):
             yield Event.from_parameters(mask_value(event.as_dict()))
 
+    async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> Any:
+        """Rasa's `_retrieve`, noting how many events of the current session are stored."""
+        with self.session_scope() as session:
+            query = self._event_query(session, sender_id, fetch_events_from_all_sessions)
+            events = [json.loads(row.data) for row in query.all()]
+        if not (self.domain and events):
+            return None
+        tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        if not fetch_events_from_all_sessions:
+            self._stored_counts.note(tracker, len(events))
+        return tracker
+
+    def _save(self, tracker: DialogueStateTracker) -> None:
+        """Rasa's `save` (events the store does not hold yet, appended), with each event's data
+        masked once and the rows inserted in one statement. The count of stored events comes
+        from this turn's retrieve when the same tracker is saved, else from the database."""
+        with self.session_scope() as session:
+            stored = self._stored_counts.take(tracker)
+            if stored is None:
+                query = self._event_query(session, tracker.sender_id, False)
+                stored = query.count()
+            rows = []
+            for event in itertools.islice(tracker.events, stored, len(tracker.events)):
+                data = mask_value(event.as_dict())
+                rows.append(
+                    {
+                        "sender_id": tracker.sender_id,
+                        "type_name": event.type_name,
+                        "timestamp": data.get("timestamp"),
+                        "intent_name": data.get("parse_data", {})
+                        .get("intent", {})
+                        .get(INTENT_NAME_KEY),
+                        "action_name": data.get("name"),
+                        "data": json.dumps(data),
+                    }
+                )
+            if rows:
+                session.execute(sa.insert(self.SQLEvent.__table__), rows)
+            session.commit()
+
     async def retrieve(self, sender_id: str) -> Any:
         parent = super()
         return await self._with_retries(lambda: parent.retrieve(sender_id))
@@ -119,8 +222,16 @@ class ResilientSQLTrackerStore(SQLTrackerStore):
         return await self._with_retries(lambda: parent.retrieve_full_tracker(sender_id))
 
     async def save(self, tracker: Any) -> None:
-        parent = super()
-        await self._with_retries(lambda: parent.save(tracker))
+        if not rasa_patches.enabled("save"):
+            parent = super()
+            await self._with_retries(lambda: parent.save(tracker))
+            return
+        await self.stream_events(tracker)
+
+        async def save_once() -> None:
+            self._save(tracker)
+
+        await self._with_retries(save_once)
 
     async def keys(self) -> Any:
         parent = super()
