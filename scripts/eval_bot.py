@@ -108,14 +108,21 @@ def questions_report(base_url: str, rows: list[Conversation]) -> dict:
 
 
 def conversations_report(base_url: str, rows: list[Conversation]) -> dict:
-    turns = direct = after_pick = stale = 0
+    turns = direct = after_pick = stale = out_of_scope = declined = 0
     for row in rows:
         sender = f"eval-{uuid.uuid4().hex}"
         previous: str | None = None
         for turn in row.turns:
-            turns += 1
             reply = send(base_url, sender, turn.text)
             answered = reply.answered[0] if reply.answered else None
+            if not turn.codes:  # right when no procedure is answered outright
+                out_of_scope += 1
+                declined += answered is None
+                if answered:
+                    _failed(row, turn, reply, "out of scope")
+                previous = answered or previous
+                continue
+            turns += 1
             if answered in turn.codes:
                 direct += 1
                 previous = answered
@@ -138,6 +145,8 @@ def conversations_report(base_url: str, rows: list[Conversation]) -> dict:
         "turns_answered_right": round(direct / n, 4),
         "turns_right_with_a_pick": round((direct + after_pick) / n, 4),
         "answers_about_previous_after_switch": stale,
+        "out_of_scope_turns": out_of_scope,
+        "out_of_scope_not_answered": declined,
     }
 
 

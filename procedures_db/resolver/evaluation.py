@@ -177,14 +177,20 @@ def evaluate_questions(indexes: Indexes, model: RankingModel, rows: list[Convers
 def evaluate_conversations(indexes: Indexes, model: RankingModel, rows: list[Conversation]) -> dict:
     """Turns in context: the current procedure is what the resolver chose before (as the bot
     would remember it); a turn is right when its best candidate is acceptable. Also counts
-    turns answered about the previous procedure after a new one was named."""
-    turns = ranked = answered = stale = 0
+    turns answered about the previous procedure after a new one was named, and out-of-scope
+    turns (no acceptable code) that were not answered directly."""
+    turns = ranked = answered = stale = out_of_scope = declined = 0
     for conversation in rows:
         current = None
         for turn in conversation.turns:
             resolution: Resolution = resolve_with(indexes, model, turn.text, Context(current))
             best = resolution.best.code if resolution.best else None
             sure = resolution.decision.value in ("answer", "suggest")
+            if not turn.codes:
+                out_of_scope += 1
+                declined += not sure
+                current = best if sure else current
+                continue
             turns += 1
             ranked += best in turn.codes
             answered += sure and best in turn.codes
@@ -200,5 +206,7 @@ def evaluate_conversations(indexes: Indexes, model: RankingModel, rows: list[Con
         "turns": turns,
         "best_right": round(ranked / max(turns, 1), 4),
         "answered_right": round(answered / max(turns, 1), 4),
+        "out_of_scope_turns": out_of_scope,
+        "out_of_scope_not_answered": declined,
         "stale_after_switch": stale,
     }
