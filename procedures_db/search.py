@@ -634,16 +634,11 @@ class _Index:
             return np.zeros(len(self.rows)), []
         query_tokens = {word for t in terms for a in t.alternatives for word in a.split()}
         query_text = f" {' '.join(t.text for t in terms if t.is_word)} "
-        words: list[str] = []
-        pairs: list[str] = []
-        for term in terms:
-            if term.is_word:
-                words.append(term.text)
-            elif "|" in term.text:
-                words.extend(w for alt in term.alternatives for w in alt.split())
-            else:
-                pairs.append(term.text)
-        return self.score(terms, query_tokens, query_text), words + pairs
+        return self.score(terms, query_tokens, query_text), _index_terms(terms)
+
+    def terms(self, query: str) -> list[str]:
+        """What `read` searches the record indexes with, without scoring the names."""
+        return _index_terms(self.analyze(query, keep_purpose=True))
 
     def hit(self, i: int, score: float) -> SearchHit:
         row = self.rows[i]
@@ -690,6 +685,20 @@ class _Index:
             top = sorted(top, key=lambda i: (-round(scores[i], 6), self.rows[i].code))
             hits.extend(self.hit(i, float(scores[i])) for i in top)
         return hits[:limit]
+
+
+def _index_terms(terms: list[_Term]) -> list[str]:
+    """The analysed words (a term's alternatives split into words), then the phrases."""
+    words: list[str] = []
+    pairs: list[str] = []
+    for term in terms:
+        if term.is_word:
+            words.append(term.text)
+        elif "|" in term.text:
+            words.extend(w for alt in term.alternatives for w in alt.split())
+        else:
+            pairs.append(term.text)
+    return words + pairs
 
 
 def doc_tokens(text: str) -> list[str]:

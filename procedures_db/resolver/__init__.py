@@ -9,10 +9,10 @@ nothing fits. The bot, the actions, the staff page, the API and the CLI all call
 page and the API through `procedures_db.search.search`, which is this ranking without context).
 
 The ranking is learned (`procedures_db.resolver.model`, built by `python -m procedures_db.resolver
-train` from the repository's question sets and the records) over features of the name index and
-of a BM25 index of whole records (`features`). Follow-up or switch is not a rule: the current
-procedure is one more candidate, with features saying it is current and how much new the message
-names, and wins or loses on probability.
+train` from the repository's question sets and the records) over features of the name index, of
+a BM25 index of whole records and of the nearest remembered questions (`features`, `examples`).
+Follow-up or switch is not a rule: the current procedure is one more candidate, with features
+saying it is current and how much new the message names, and wins or loses on probability.
 """
 
 from __future__ import annotations
@@ -259,7 +259,8 @@ def resolve_with(
     limit: int = 10,
     allowed: np.ndarray | None = None,
 ) -> Resolution:
-    v = view(indexes.names, indexes.records, message or "", context, allowed)
+    examples = model.example_index(indexes.records)
+    v = view(indexes.names, indexes.records, message or "", context, allowed, examples)
     ids, p, p_none = score_view(indexes, model, v)
     g = none_vector(v)
     if allowed is not None and len(ids):

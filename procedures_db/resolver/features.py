@@ -3,8 +3,10 @@
 A message is read three ways: whole, its focus (the question sentence and the one before it:
 a story's other words must not drown the procedure), and the span the NLU tagged as a procedure.
 Each way is scored against names (the name index of `procedures_db.search`) and, for the first
-two, against whole records (BM25). Candidates are the union of the best of each list plus the
-conversation's current and last offered procedures; the model weighs them all.
+two, against whole records (BM25) and against the questions the model remembers (`examples`:
+citizens' questions of the dev parts with their procedures). Candidates are the union of the
+best of each list plus the conversation's current and last offered procedures; the model weighs
+them all.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from functools import lru_cache
 
 import numpy as np
 
+from procedures_db.resolver.examples import ExampleIndex
 from procedures_db.resolver.records import RecordIndex, with_pairs
 from procedures_db.search import _Index
 from procedures_db.text import tokens
 from procedures_db.vocabulary import load_vocabulary
 
 TOP_PER_LIST = 12
+TOP_NEAR = 8  # candidates from the nearest remembered questions
 _SENTENCE_RE = re.compile(r"(?<=[?!.;:…])\s+|\n+|(?<=[?!])(?=\S)")
 
 CANDIDATE_FEATURES = (
@@ -63,6 +67,10 @@ CANDIDATE_FEATURES = (
     "subject_official",
     "same_field_as_current",
     "rank_name_in_current_field",
+    "near_full",
+    "near_focus",
+    "rank_near_full",
+    "near_full_log",
 )
 NONE_FEATURES = (
     "bias",
@@ -75,6 +83,7 @@ NONE_FEATURES = (
     "has_current",
     "code_any",
     "follow_up_shape",
+    "max_near_log",
 )
 
 
@@ -214,6 +223,8 @@ class QueryView:
     codes: list[int]
     follow_up_shape: bool  # "còn …", "thế còn …", "… thì sao"
     name_in_field: np.ndarray  # name_full within the current procedure's field (else zeros)
+    near_full: np.ndarray  # closeness to remembered questions about each procedure (examples)
+    near_focus: np.ndarray
     current: int | None
     offered: list[int]
     candidates: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))
@@ -225,9 +236,11 @@ def view(
     message: str,
     context: Context,
     allowed: np.ndarray | None = None,
+    examples: ExampleIndex | None = None,
 ) -> QueryView:
     """The message scored every way; candidates are the best of each list (among the `allowed`
-    procedures, when the staff page filters), the current and the offered ones."""
+    procedures, when the staff page filters), the current and the offered ones. `examples`:
+    the remembered questions (the model's; none, no such list)."""
     shape = follow_up_shape(message)
     message = without_opening(message)
     focus = focus_text(message)
@@ -266,7 +279,11 @@ def view(
             else zeros
         ),
         offered=offered,
+        near_full=examples.scores(full_terms) if examples else zeros,
+        near_focus=(examples.scores(focus_terms) if examples and focus != message else zeros),
     )
+    if examples and focus == message:
+        v.near_focus = v.near_full
     lists = [v.name_full, v.name_focus, v.name_span, v.name_life, v.record_full, v.record_focus]
     if current is not None:
         # "còn cấp lại khi bị mất thì sao" after "đổi bằng lái": the best names of the current
@@ -275,6 +292,10 @@ def view(
     if allowed is not None:
         lists = [np.where(allowed, scores, 0.0) for scores in lists]
     ids = {int(i) for scores in lists for i in _top(scores, TOP_PER_LIST)}
+    near = [v.near_full, v.near_focus]
+    if allowed is not None:
+        near = [np.where(allowed, scores, 0.0) for scores in near]
+    ids.update(int(i) for scores in near for i in _top(scores, TOP_NEAR))
     ids.update(codes)
     ids.update(offered)
     if current is not None:
@@ -346,6 +367,10 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
         *records.subject_flags[ids].T,
         same_field,
         _inverse_rank(v.name_in_field, ids),
+        _share(v.near_full[ids]),
+        _share(v.near_focus[ids]),
+        _inverse_rank(v.near_full, ids),
+        np.log1p(v.near_full[ids]),
     ]
     return np.column_stack(columns)
 
@@ -368,5 +393,6 @@ def none_vector(v: QueryView) -> np.ndarray:
             float(v.current is not None),
             float(bool(v.codes)),
             float(v.follow_up_shape),
+            float(np.log1p(v.near_full.max(initial=0.0))),
         ]
     )

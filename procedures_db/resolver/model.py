@@ -25,7 +25,10 @@ import lightgbm
 import numpy as np
 from scipy.optimize import minimize
 
-FORMAT = "tthc-resolver/2"
+from procedures_db.resolver.examples import ExampleIndex, LabelledText
+from procedures_db.resolver.records import RecordIndex
+
+FORMAT = "tthc-resolver/3"
 TREE_PARAMS = {
     "objective": "lambdarank",
     "learning_rate": 0.05,
@@ -76,6 +79,18 @@ class RankingModel:
     thresholds: dict[str, float] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     trees: lightgbm.Booster | None = None
+    # The remembered questions (resolver.examples): analysed terms and acceptable codes.
+    examples: tuple[LabelledText, ...] = ()
+    _example_indexes: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def example_index(self, records: RecordIndex) -> ExampleIndex:
+        """The remembered questions over one database's records (built once per records)."""
+        key = id(records)
+        cached = self._example_indexes.get(key)
+        if cached is None or cached[0] is not records:
+            cached = (records, ExampleIndex(self.examples, records))
+            self._example_indexes[key] = cached
+        return cached[1]
 
     def tree_scores(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
         if not len(x):
@@ -120,6 +135,7 @@ class RankingModel:
             "thresholds": self.thresholds,
             "meta": self.meta,
             "trees": self.trees.model_to_string() if self.trees else None,
+            "examples": [[list(e.terms), list(e.codes), e.key] for e in self.examples],
         }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -142,6 +158,10 @@ class RankingModel:
             thresholds={k: float(t) for k, t in data["thresholds"].items()},
             meta=data.get("meta", {}),
             trees=lightgbm.Booster(model_str=data["trees"]),
+            examples=tuple(
+                LabelledText(tuple(terms), tuple(codes), key)
+                for terms, codes, key in data.get("examples", [])
+            ),
         )
 
 

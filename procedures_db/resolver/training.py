@@ -35,6 +35,7 @@ from procedures_db.resolver.datasets import (
     real_questions,
     search_queries,
 )
+from procedures_db.resolver.examples import ExampleIndex, LabelledText
 from procedures_db.resolver.features import (
     CANDIDATE_FEATURES,
     NONE_FEATURES,
@@ -42,6 +43,7 @@ from procedures_db.resolver.features import (
     candidate_matrix,
     none_vector,
     view,
+    without_opening,
 )
 from procedures_db.resolver.model import (
     Group,
@@ -167,11 +169,34 @@ def none_examples(texts: list[str], rng: random.Random) -> list[Example]:
     return [Example(t, frozenset(), Context(), "none", f"none-{i}") for i, t in enumerate(picked)]
 
 
-def to_group(indexes: Indexes, example: Example) -> Group | None:
+def remembered(indexes: Indexes, rows: list[Conversation]) -> list[LabelledText]:
+    """The questions the resolver remembers (resolver.examples): every turn that names its
+    procedure (a conversation's first turn, a switch), with its acceptable codes."""
+    out = []
+    for conversation in rows:
+        for k, turn in enumerate(conversation.turns):
+            if turn.codes and (k == 0 or turn.switch):
+                terms = indexes.names.terms(without_opening(turn.text))
+                key = conversation.url or conversation.id
+                out.append(LabelledText(tuple(terms), tuple(sorted(turn.codes)), key))
+    return out
+
+
+def fold_example_indexes(indexes: Indexes, examples: list[LabelledText]) -> dict[int, ExampleIndex]:
+    """Per fold, the remembered questions of the other folds (what an example may see)."""
+    return {
+        fold: ExampleIndex([e for e in examples if _fold_of(e.key) != fold], indexes.records)
+        for fold in range(FOLDS)
+    }
+
+
+def to_group(
+    indexes: Indexes, example: Example, examples: ExampleIndex | None = None
+) -> Group | None:
     """The example's candidates and labels; None when it has no candidate at all. A group whose
     acceptable codes no list holds is kept (`reachable` says so): the ranking cannot learn from
     it, but the calibration and the thresholds must count it, as the bot would answer it."""
-    v = view(indexes.names, indexes.records, example.text, example.context)
+    v = view(indexes.names, indexes.records, example.text, example.context, examples=examples)
     if not len(v.candidates):
         return None
     codes = [indexes.records.records[i].code for i in v.candidates]
@@ -191,6 +216,7 @@ def to_group(indexes: Indexes, example: Example) -> Group | None:
 class TrainingSet:
     groups: list[tuple[str, Group, str | None]]  # (source page, group, dev part's name or None)
     dev_missed: dict[str, int]  # per dev part, examples whose acceptable codes no list held
+    examples: list[LabelledText]  # the questions the model remembers
 
 
 def training_set(indexes: Indexes) -> TrainingSet:
@@ -200,10 +226,13 @@ def training_set(indexes: Indexes) -> TrainingSet:
     base = singles + generated_examples(indexes, rng)
     base += conversation_pairs(singles, follow_ups, rng)
     base += none_examples(none_texts, rng)
-    dev = [e for c in real_questions("dev") + conversations("dev") for e in turn_examples(c)]
+    dev_rows = real_questions("dev") + conversations("dev")
+    dev = [e for c in dev_rows for e in turn_examples(c)]
+    examples = remembered(indexes, dev_rows + search_queries() + e2e_questions())
+    per_fold = fold_example_indexes(indexes, examples)
     groups, missed = [], {"real": 0, "multiturn": 0}
     for example in base + dev:
-        group = to_group(indexes, example)
+        group = to_group(indexes, example, per_fold[_fold_of(example.key)])
         part = example.source if example in dev else None
         if group is None or not reachable(group):
             if part:
@@ -211,7 +240,7 @@ def training_set(indexes: Indexes) -> TrainingSet:
             if group is None or not part:
                 continue
         groups.append((example.key, group, part))
-    return TrainingSet(groups, missed)
+    return TrainingSet(groups, missed, examples)
 
 
 def reachable(group: Group) -> bool:
@@ -288,6 +317,7 @@ def main_train(out: Path, l2: float = 1.0) -> RankingModel:
             {f"{k}{IN_CONVERSATION}": in_turns[k] for k in ("answer", "suggest")}
         )
     model.trees = fit_trees([g for _, g, _ in data.groups])
+    model.examples = tuple(data.examples)
     model.meta.update(
         {
             "seed": SEED,

@@ -1,0 +1,61 @@
+"""Nearest questions: what citizens asked before, and which procedure served them.
+
+Stories name situations that records rarely word the same way ("vợ tôi mới sinh, tôi được nghỉ
+bao lâu" is the maternity benefit); the question sets' dev parts hold many such messages with their
+acceptable procedures. BM25 over the analysed terms of those questions (the index's own analysis:
+accents, shorthand, typos); a procedure's score is the best score among the questions labelled
+with it. The model weighs it like any other list.
+
+Training reads every example through an index that holds no question of its own fold (the folds
+of the out-of-fold figures), so the model learns how far to trust a neighbour it has not seen;
+the final model searches all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from procedures_db.resolver.records import Bm25, RecordIndex
+
+# Neighbours read per message: enough for the few procedures a message could be about.
+NEIGHBOURS = 30
+
+
+@dataclass(frozen=True)
+class LabelledText:
+    """One remembered question: its analysed terms and its acceptable procedure codes."""
+
+    terms: tuple[str, ...]
+    codes: tuple[str, ...]
+    key: str  # the source page: folds never split one
+
+
+class ExampleIndex:
+    """Per procedure, how close the message is to a remembered question about it."""
+
+    def __init__(self, examples: Sequence[LabelledText], records: RecordIndex) -> None:
+        self.size = len(records.records)
+        rows = [
+            (e.terms, [records.by_code[c] for c in e.codes if c in records.by_code])
+            for e in examples
+        ]
+        rows = [(terms, ids) for terms, ids in rows if terms and ids]
+        self.bm25 = Bm25([list(terms) for terms, _ in rows]) if rows else None
+        self.labels = [np.array(ids, dtype=int) for _, ids in rows]
+
+    def scores(self, terms: Sequence[str]) -> np.ndarray:
+        out = np.zeros(self.size)
+        if self.bm25 is None or not terms:
+            return out
+        similarity = self.bm25.scores(terms)
+        near = np.flatnonzero(similarity > 0)
+        if len(near) > NEIGHBOURS:
+            near = near[np.argpartition(-similarity[near], NEIGHBOURS)[:NEIGHBOURS]]
+        if len(near):
+            ids = np.concatenate([self.labels[j] for j in near])
+            values = np.repeat(similarity[near], [len(self.labels[j]) for j in near])
+            np.maximum.at(out, ids, values)
+        return out
