@@ -12,6 +12,7 @@ from procedures_db.resolver import (
     Candidate,
     Context,
     Decision,
+    Resolution,
     decide,
     indexes_for,
     load_model,
@@ -340,3 +341,30 @@ def test_model_file_names_its_features():
     data = json.loads(get_settings().resolver_model.read_text(encoding="utf-8"))
     assert data["format"].startswith("tthc-resolver/")
     assert data["trees"]
+
+
+def test_alternatives_offer_one_variant_per_name():
+    def candidate(code: str, name: str, p: float, family: str) -> Candidate:
+        return Candidate(code, name, p, family=family)
+
+    resolution = Resolution(
+        [
+            candidate("1", "Cấp lại thẻ căn cước", 0.40, "cap lai the can cuoc"),
+            candidate(
+                "2", "Cấp lại thẻ căn cước (thực hiện tại cấp tỉnh)", 0.30, "cap lai the can cuoc"
+            ),
+            candidate("3", "Cấp đổi thẻ căn cước", 0.20, "cap doi the can cuoc"),
+            candidate("4", "Cấp đổi thẻ căn cước (cấp tỉnh)", 0.10, "cap doi the can cuoc"),
+            candidate("5", "Khai báo mất", 0.09, ""),  # no family known: its own
+        ],
+        none_probability=0.0,
+        confidence=0.4,
+        decision=Decision.ASK,
+    )
+    assert [c.code for c in resolution.alternatives(share=0.1)] == ["3", "5"]
+
+
+def test_resolved_candidates_carry_their_family(indexes, model):
+    resolution = resolve_with(indexes, model, "cấp lại thẻ căn cước", Context())
+    families = {c.family for c in resolution.candidates}
+    assert all(families) and len(families) < len(resolution.candidates)

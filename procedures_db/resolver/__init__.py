@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import lru_cache
 from pathlib import Path
 
@@ -73,6 +74,8 @@ class Candidate:
     levels: tuple[str, ...] = ()
     field: str | None = None
     online_level: str | None = None
+    # The name without its level suffix, folded: same-named variants at other levels share it.
+    family: str = dataclass_field(default="", compare=False, repr=False)
 
     @property
     def score(self) -> float:  # the name the hit lists of the staff page and CLI use
@@ -93,11 +96,20 @@ class Resolution:
         return self.candidates[0] if self.candidates else None
 
     def alternatives(self, share: float = 0.25, limit: int = 4) -> list[Candidate]:
-        """The candidates after the best that are at least `share` as likely."""
+        """The candidates after the best that are at least `share` as likely, one per name: a
+        same-named variant at another level would be a second button reading the same (and
+        would push a different procedure out of the few a phone screen shows)."""
         if not self.candidates:
             return []
         floor = share * self.candidates[0].probability
-        return [c for c in self.candidates[1:] if c.probability >= floor][:limit]
+        seen = {self.candidates[0].family or self.candidates[0].code}
+        out = []
+        for c in self.candidates[1:]:
+            key = c.family or c.code
+            if c.probability >= floor and key not in seen:
+                seen.add(key)
+                out.append(c)
+        return out[:limit]
 
 
 class ModelMissing(RuntimeError):
@@ -293,6 +305,7 @@ def _candidate(indexes: Indexes, i: int, probability: float) -> Candidate:
         levels=r.levels,
         field=r.field,
         online_level=r.online_level,
+        family=indexes.family[i],
     )
 
 
