@@ -12,6 +12,7 @@ them all.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -71,6 +72,8 @@ CANDIDATE_FEATURES = (
     "near_focus",
     "rank_near_full",
     "near_full_log",
+    "specific_words",
+    "specific_words_focus",
 )
 NONE_FEATURES = (
     "bias",
@@ -329,6 +332,8 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
     # The other way round: how much of what the citizen said the name explains.
     explained = np.array([_coverage(v.query_words, records.name_tokens[i]) for i in ids])
     explained_focus = np.array([_coverage(v.focus_words, records.name_tokens[i]) for i in ids])
+    specific = _specific(records, ids, v.query_words)
+    specific_focus = _specific(records, ids, v.focus_words)
     rival_explained = explained_focus[is_current == 0]
     rival_coverage = float(rival_explained.max()) if len(rival_explained) else 0.0
     columns = [
@@ -371,8 +376,19 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
         _share(v.near_focus[ids]),
         _inverse_rank(v.near_full, ids),
         np.log1p(v.near_full[ids]),
+        specific,
+        specific_focus,
     ]
     return np.column_stack(columns)
+
+
+def _specific(records: RecordIndex, ids: np.ndarray, words: set[str]) -> np.ndarray:
+    """How many of the message's words a candidate's name shares with few other candidates
+    ("quân sự" in "Đổi giấy phép lái xe quân sự" among the other licence procedures): each
+    shared word counts 1 / the number of candidates whose names have it."""
+    matched = [records.name_tokens[i] & words for i in ids]
+    among = Counter(word for m in matched for word in m)
+    return np.array([sum(1.0 / among[word] for word in m) for m in matched])
 
 
 def _coverage(part: set[str], whole: set[str]) -> float:

@@ -139,11 +139,32 @@ def generated_examples(indexes: Indexes, rng: random.Random) -> list[Example]:
     return out
 
 
+def sibling(indexes: Indexes, example: Example, rng: random.Random) -> str | None:
+    """A procedure of the example's field whose name is close to the message but that does not
+    answer it ("đăng ký thành lập hộ kinh doanh" for "cấp lại giấy chứng nhận hộ kinh doanh"):
+    the hard case of a switch, where the current procedure's words are in the message too."""
+    records = indexes.records
+    targets = [records.by_code[c] for c in example.codes if c in records.by_code]
+    if not targets:
+        return None
+    fields = {int(records.field_ids[i]) for i in targets}
+    scores = indexes.names.read(example.text)[0]
+    close = [
+        int(i)
+        for i in np.argsort(-scores)[:30]
+        if scores[i] > 0
+        and int(records.field_ids[i]) in fields
+        and records.records[i].code not in example.codes
+    ][:3]
+    return records.records[rng.choice(close)].code if close else None
+
+
 def conversation_pairs(
-    singles: list[Example], follow_ups: list[str], rng: random.Random
+    indexes: Indexes, singles: list[Example], follow_ups: list[str], rng: random.Random
 ) -> list[Example]:
     """A follow-up about the current procedure, and a named procedure after another one (as
-    asked, or in a switch shape around a short query: "còn … thì sao")."""
+    asked, or in a switch shape around a short query: "còn … thì sao"), after an unrelated one
+    and after a close one of the same field."""
     switches = yaml.safe_load(TEMPLATES.read_text(encoding="utf-8"))["switches"]
     named = [e for e in singles if e.codes and not e.context.current]
     out = []
@@ -155,6 +176,11 @@ def conversation_pairs(
         if len(text.split()) <= 5 and rng.random() < 0.6:
             text = rng.choice(switches).format(text)
         out.append(Example(text, example.codes, Context(current=current), "generated", f"sw-{k}"))
+        close = sibling(indexes, example, rng)
+        if close:
+            out.append(
+                Example(text, example.codes, Context(current=close), "generated", f"sib-{k}")
+            )
         phrase = rng.choice(follow_ups)
         if rng.random() < 0.4:  # many citizens type without accents
             phrase = fold_accents(phrase).lower()
@@ -224,7 +250,7 @@ def training_set(indexes: Indexes) -> TrainingSet:
     follow_ups, none_texts = nlu_examples()
     singles = [e for c in search_queries() + e2e_questions() for e in turn_examples(c)]
     base = singles + generated_examples(indexes, rng)
-    base += conversation_pairs(singles, follow_ups, rng)
+    base += conversation_pairs(indexes, singles, follow_ups, rng)
     base += none_examples(none_texts, rng)
     dev_rows = real_questions("dev") + conversations("dev")
     dev = [e for c in dev_rows for e in turn_examples(c)]
