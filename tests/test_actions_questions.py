@@ -28,6 +28,7 @@ from procedures_db.profile import ProvinceProfile
         ("ask_procedure_info", "hồ sơ gồm những gì, lp bn", [Fact.DOCUMENTS, Fact.FEE]),
         ("ask_procedure_info", "thủ tục đổi bằng lái", [Fact.OVERVIEW]),
         (None, "mức độ mấy", [Fact.ONLINE]),
+        (None, "lam tren vneid dc ko", [Fact.ONLINE]),
     ],
 )
 def test_facts_asked(intent: str | None, text: str, facts: list[Fact]) -> None:

@@ -126,6 +126,12 @@ def test_follow_up_keeps_the_current_procedure(indexes, model):
         assert best(indexes, model, text, current=BIRTH) == BIRTH, text
 
 
+def test_filing_on_vneid_is_a_follow_up(indexes, model):
+    # VNeID is where the procedure is filed online, not the VNeID account procedure.
+    for text in ("làm trên vneid được không", "nop qua vneid dc ko"):
+        assert best(indexes, model, text, current=BIRTH) == BIRTH, text
+
+
 def test_a_new_procedure_named_briefly_switches(indexes, model):
     assert best(indexes, model, "lam cccd o dau", current=BIRTH) in CARD_FIRST | {
         "1.014062",

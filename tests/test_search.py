@@ -188,6 +188,12 @@ def test_citizen_words(full_db_engine, query, acceptable):
     assert first(query, full_db_engine).code in acceptable
 
 
+def test_vneid_is_the_account_but_on_vneid_is_the_channel(full_db_engine):
+    assert first("đăng ký tài khoản vneid", full_db_engine).code == "3.000228"
+    # "on VNeID" says how the card is renewed, not which procedure.
+    assert first("cap doi the can cuoc tren vneid", full_db_engine).code in set(CARD_RENEWAL)
+
+
 def test_imported_goods_are_not_residence(full_db_engine):
     hit = first("đăng ký xe nhập khẩu", full_db_engine)
     assert hit.code == "1.013066"
