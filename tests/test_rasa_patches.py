@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime
 import json
 import sqlite3
 
@@ -38,6 +39,18 @@ INVALID = [
     {"events": "not a list"},
     {"responses": [1, 2]},
     [],
+    # Each event against its own branch (EventDispatch): the errors stay Rasa's.
+    {"events": [{"event": "slot", "value": 1}]},  # a slot without its name
+    {"events": [{"name": "x", "value": 1}]},  # no event name
+    {"events": [{"event": 3}]},
+    {"events": [{"event": ["slot"]}]},
+    {"events": [{"event": "bot", "timestamp": "now"}]},
+    {"events": [{"event": "action", "name": "x", "confidence": "high"}]},
+    {"events": [{"event": "entities", "entities": [{"entity": "x"}]}]},
+    {"events": [{"event": "user", "parse_data": {"intent": {"name": 1}}}]},
+    {"events": [VALID["events"][0], {"event": "active_loop", "metadata": []}]},
+    {"events": [VALID["events"][0], "slot"]},
+    {"events": [{"event": "slot", "name": "a", "value": 1}], "responses": {"text": "x"}},
 ]
 
 
@@ -73,6 +86,66 @@ def test_an_invalid_answer_raises_rasa_s_error(answer) -> None:
     assert our_error.value.message == rasa_error.value.message
     assert list(our_error.value.path) == list(rasa_error.value.path)
     assert "Failed to validate Action server response" in our_error.value.message
+
+
+def _every_rasa_event() -> list[dict]:
+    """One event of each of Rasa's event types, as an action server would send it."""
+    from rasa.shared.core import events as rasa_events
+
+    parse = {"text": "x", "intent": {"name": "greet", "confidence": 1.0}, "entities": []}
+    made = [
+        rasa_events.UserUttered("xin chào", parse["intent"], [], parse, input_channel="rest"),
+        rasa_events.BotUttered("chào", {"buttons": []}, {"utter_action": "utter_greet"}),
+        rasa_events.SlotSet("procedure_code", "1.001193"),
+        rasa_events.SlotSet("facts", ["fee"]),
+        rasa_events.ActionExecuted("action_x", policy="RulePolicy", confidence=1.0),
+        rasa_events.EntitiesAdded([{"entity": "place", "value": "Huế", "start": 0, "end": 3}]),
+        rasa_events.ActiveLoop("form"),
+        rasa_events.ActiveLoop(None),
+        rasa_events.LoopInterrupted(True),
+        rasa_events.FollowupAction("action_y"),
+        rasa_events.ReminderScheduled("intent", datetime.datetime(2026, 12, 5)),
+        rasa_events.ReminderCancelled("name"),
+        rasa_events.AllSlotsReset(),
+        rasa_events.Restarted(),
+        rasa_events.UserUtteranceReverted(),
+        rasa_events.ActionReverted(),
+        rasa_events.StoryExported(),
+        rasa_events.ConversationPaused(),
+        rasa_events.ConversationResumed(),
+        rasa_events.AgentUttered("agent"),
+        rasa_events.SessionStarted(),
+        rasa_events.ActionExecutionRejected("action_x"),
+        rasa_events.DefinePrevUserUtteredFeaturization(False),
+    ]
+    return [event.as_dict() for event in made]
+
+
+def test_every_event_type_is_judged_as_by_rasa() -> None:
+    # Valid events of every type, alone and together, and each with a field made wrong.
+    action = RemoteAction("action_x", None)
+    events = _every_rasa_event()
+    answers = [{"events": events, "responses": VALID["responses"]}]
+    answers += [{"events": [event]} for event in events]
+    for event in events:
+        for key in event:
+            for wrong in (None, 3, "x", [], {}):
+                answers.append({"events": [{**event, key: wrong}]})
+    verdicts = {"rasa": [], "ours": []}
+    for answer in answers:
+        for name, validate in (
+            ("rasa", rasa_patches._ORIGINAL_VALIDATE),
+            ("ours", rasa_patches._validate_action_result),
+        ):
+            try:
+                verdicts[name].append(validate(action, copy.deepcopy(answer)))
+            except ValidationError as error:
+                verdicts[name].append((error.message, list(error.path)))
+    assert verdicts["ours"] == verdicts["rasa"]
+    assert verdicts["rasa"].count(True) > len(events)  # valid ones among them too
+    dispatch = rasa_patches.event_dispatch()
+    assert dispatch.branches is not None and len(dispatch.branches) >= 20
+    assert dispatch.is_valid({"events": events}) is True  # the branch path, not the fallback
 
 
 # --- 2. keep-alive to the action server ----------------------------------------------------------
