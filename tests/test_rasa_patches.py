@@ -290,6 +290,33 @@ async def test_the_store_writes_what_rasa_s_save_writes(tmp_path, monkeypatch) -
     assert len(rows["all"]) == 2 * sum(len(t) for t in TURNS) + 1
 
 
+async def test_the_prepared_statements_read_what_rasa_s_query_reads(tmp_path) -> None:
+    domain = Domain.load("domain.yml")
+    store = ResilientSQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "t.db"))
+    try:
+        await _converse(store, domain)  # "a", "b": two sessions each
+        no_session = await store.get_or_create_tracker("c", append_action_listen=False)
+        for event in TURNS[1]:  # a conversation that never started a session
+            no_session.update(event, domain)
+        await store.save(no_session)
+        checked = 0
+        with store.session_scope() as session:
+            for sender in ("a", "b", "c", "nobody"):
+                for all_sessions in (False, True):
+                    query = store._event_query(session, sender, all_sessions)
+                    expected = [row.data for row in query.all()]
+                    assert store._statements.data(session, sender, all_sessions) == expected
+                    checked += len(expected)
+                latest = store._event_query(session, sender, False).count()
+                assert store._statements.count(session, sender) == latest
+            assert len(store._statements.data(session, "a", False)) < len(
+                store._statements.data(session, "a", True)
+            )
+        assert checked > 0
+    finally:
+        store.engine.dispose()
+
+
 async def test_the_sqlite_store_keeps_one_connection_in_wal_mode(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(rasa_patches.PATCHES_ENV, "all")
     database = tmp_path / "tracker.sqlite3"
