@@ -148,6 +148,62 @@ def test_every_event_type_is_judged_as_by_rasa() -> None:
     assert dispatch.is_valid({"events": events}) is True  # the branch path, not the fallback
 
 
+# --- event classes by name ------------------------------------------------------------------------
+
+
+def _resolved(resolve, names: list) -> list:
+    answers = []
+    for name in names:
+        for default in (None, SlotSet):
+            try:
+                answers.append(resolve(name, default))
+            except ValueError as error:
+                answers.append(str(error))
+    return answers
+
+
+def test_event_classes_are_resolved_as_by_rasa() -> None:
+    from rasa.shared.core.events import Event
+    from rasa.shared.utils.common import all_subclasses
+
+    rasa_patches.install()
+    assert Event.resolve_by_type is rasa_patches._resolve_by_type
+    names = [cls.type_name for cls in all_subclasses(Event)]
+    names += ["topic", "no-such-event", "", None, 3, ["slot"], "slot"]
+    expected = _resolved(rasa_patches._ORIGINAL_RESOLVE, names)
+    assert _resolved(Event.resolve_by_type, names) == expected
+    assert _resolved(Event.resolve_by_type, names) == expected  # from what was kept
+    assert Event.from_parameters({"event": "slot", "name": "a", "value": 1}) == SlotSet("a", 1)
+
+
+def test_a_new_event_class_is_seen() -> None:
+    import gc
+
+    from rasa.shared.core.events import Event
+
+    rasa_patches.install()
+    assert Event.resolve_by_type("tthc_test_event", SlotSet) is SlotSet
+
+    class TestEvent(SlotSet):
+        type_name = "tthc_test_event"
+
+    assert Event.resolve_by_type("tthc_test_event") is TestEvent
+    assert rasa_patches._ORIGINAL_RESOLVE("tthc_test_event") is TestEvent
+
+    # A new class under the same name: Rasa's walk finds the first one; so do we.
+    class Shadow(SlotSet):
+        type_name = "tthc_test_event"
+
+    assert Event.resolve_by_type("tthc_test_event") is rasa_patches._ORIGINAL_RESOLVE(
+        "tthc_test_event"
+    )
+    del TestEvent, Shadow
+    gc.collect()
+    assert Event.resolve_by_type("tthc_test_event", SlotSet) is rasa_patches._ORIGINAL_RESOLVE(
+        "tthc_test_event", SlotSet
+    )
+
+
 # --- 2. keep-alive to the action server ----------------------------------------------------------
 
 

@@ -19,6 +19,9 @@ server of this project loads (its tracker store class); `install()` is idempoten
    names (`EventDispatch`), not against the oneOf over all ~23 event schemas. An answer that
    does not pass (or an event whose name is unknown or missing) goes through the full validator
    as before, so the error raised is the same.
+5. `Event.resolve_by_type` (every event read from the tracker store, every event of an action's
+   answer) walks all of Event's subclasses for each event: the class found for a name is kept
+   (`EventClasses`), forgotten whenever a new Event subclass is defined.
 
 The tracker store's own changes (a kept SQLite connection in WAL mode, a cheaper save) are in
 bot/production/stores.py: they re-implement parts of Rasa's SQLTrackerStore, so their Rasa
@@ -43,6 +46,8 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.engine.exceptions import GraphRunError
 from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.constants import DOCS_BASE_URL
+from rasa.shared.core.events import Event
+from rasa.shared.utils.common import all_subclasses
 from rasa.shared.utils.schemas.events import EVENTS_SCHEMA
 from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT, EndpointConfig
 
@@ -60,6 +65,8 @@ FINGERPRINTS = {
     "EndpointConfig.session": "e55aa13d9d4fb4bc440ac33b870a97ee162b76dda7ccb6bf68433567475fdffb",
     "EndpointConfig.request": "ccdb778aed8208e23cde3c3f47eac7fbbbb735dac8f7ef7254d54451c64ad608",
     "DaskGraphRunner.run": "45f0f52f574f3aa9546a552bf671183e171092c18b66e97f5771a7fa295de37e",
+    "Event.resolve_by_type": "b5cf570fa7f286c7059ec73d8880528d03a78b28cf4e80285a46079c0fa65968",
+    "all_subclasses": "28c2e6df9c15daea296f630b83d0b2391636581164056082458a32647d6761d1",
     "SQLTrackerStore._retrieve": "c8adbf6f4b61ddd1124690944ebdf2ebc82d0723bd07c6704caab0b80120a0ef",
     "SQLTrackerStore.save": "57165e46eab3de0866e77f03df0bf7fd5eac2c1de617ed431b934c9a4edfeef6",
     "SQLTrackerStore._additional_events": (
@@ -75,6 +82,7 @@ _INSTALLED = False
 _ORIGINAL_VALIDATE = RemoteAction._validate_action_result
 _ORIGINAL_SESSION = EndpointConfig.session
 _ORIGINAL_RUN = DaskGraphRunner.run
+_ORIGINAL_RESOLVE = Event.resolve_by_type  # a staticmethod: the plain function
 
 
 def fingerprint(function: Any) -> str:
@@ -97,6 +105,8 @@ def current_fingerprints() -> dict[str, str]:
         "EndpointConfig.session": fingerprint(_ORIGINAL_SESSION),
         "EndpointConfig.request": fingerprint(EndpointConfig.request),
         "DaskGraphRunner.run": fingerprint(_ORIGINAL_RUN),
+        "Event.resolve_by_type": fingerprint(_ORIGINAL_RESOLVE),
+        "all_subclasses": fingerprint(all_subclasses),
         "SQLTrackerStore._retrieve": fingerprint(store._retrieve),
         "SQLTrackerStore.save": fingerprint(store.save),
         "SQLTrackerStore._additional_events": fingerprint(store._additional_events),
@@ -237,6 +247,49 @@ def _run(
         raise GraphRunError("Error running runner.") from e
 
 
+# --- 5. event classes by name -------------------------------------------------------------------
+
+
+class EventClasses:
+    """What `Event.resolve_by_type` finds for a name: the first of `all_subclasses(Event)` with
+    that `type_name`. Kept per name (weakly: a class that is gone is looked up again) and
+    forgotten whenever a subclass of Event is defined (`Event.__init_subclass__`), the only
+    way the answer can change. Names no class has are not kept (Rasa's walk, then its
+    "topic" / default / ValueError rules)."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, weakref.ref] = {}
+
+    def forget(self) -> None:
+        self.found.clear()
+
+    def resolve(self, type_name: Any, default: Any = None) -> Any:
+        try:
+            reference = self.found.get(type_name)
+        except TypeError:  # an unhashable name from stored or received data
+            return _ORIGINAL_RESOLVE(type_name, default)
+        cls = reference() if reference is not None else None
+        if cls is not None:
+            return cls
+        for candidate in all_subclasses(Event):
+            if candidate.type_name == type_name:
+                self.found[type_name] = weakref.ref(candidate)
+                return candidate
+        return _ORIGINAL_RESOLVE(type_name, default)
+
+
+EVENT_CLASSES = EventClasses()
+
+
+def _resolve_by_type(type_name: Any, default: Any = None) -> Any:
+    return EVENT_CLASSES.resolve(type_name, default)
+
+
+def _forget_event_classes(cls: type, **kwargs: Any) -> None:
+    EVENT_CLASSES.forget()
+    super(Event, cls).__init_subclass__(**kwargs)
+
+
 # --- 3. keep-alive sessions ---------------------------------------------------------------------
 
 
@@ -292,7 +345,8 @@ async def close_sessions(*_args: Any) -> None:
 def enabled(name: str) -> bool:
     """Whether the change `name` is on: all are, unless TTHC_RASA_PATCHES lists some, joined by
     "+" ("none": none). Only for measuring each change on its own (scripts/bench_throughput.py);
-    names: validator, graph, keepalive, sqlite, save, events, statements, holds."""
+    names: validator, graph, keepalive, sqlite, save, events, statements, holds,
+    eventclasses."""
     chosen = os.environ.get(PATCHES_ENV, "all").replace(" ", "").split("+")
     return "all" in chosen or name in chosen
 
@@ -307,4 +361,7 @@ def install() -> None:
         DaskGraphRunner.run = _run
     if enabled("keepalive"):
         EndpointConfig.session = _session
+    if enabled("eventclasses"):
+        Event.__init_subclass__ = classmethod(_forget_event_classes)
+        Event.resolve_by_type = staticmethod(_resolve_by_type)
     _INSTALLED = True
