@@ -55,8 +55,9 @@ class HoldCache:
     `PRAGMA data_version` on the cache's own connection (which never writes) changes whenever
     any other connection commits: the action server asking for a person, the web server's staff
     actions, this process's own pooled connections. It costs microseconds; the query it spares
-    (a pooled connection in a worker thread) was most of the hand-over check. Any error: None,
-    the caller asks the store as before."""
+    (a pooled connection in a worker thread) was most of the hand-over check. `fresh` runs in
+    the event loop and never waits (a busy database or a reload under way: not fresh); then,
+    and on any error, the caller asks the store as before."""
 
     HELD_SQL = str(
         select(Handover.sender)
@@ -74,18 +75,21 @@ class HoldCache:
     def _data_version(self) -> int:
         if self._connection is None:
             self._connection = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=1.0
+                self.path, check_same_thread=False, isolation_level=None, timeout=0
             )
         return self._connection.execute("PRAGMA data_version").fetchone()[0]
 
     def fresh(self) -> bool:
         """Whether the held senders read last are still the database's (no commit since)."""
-        with self._lock:
-            try:
-                return self._version is not None and self._data_version() == self._version
-            except sqlite3.Error:
-                self.close()
-                return False
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            return self._version is not None and self._data_version() == self._version
+        except sqlite3.Error:
+            self.close()
+            return False
+        finally:
+            self._lock.release()
 
     def reload(self) -> bool:
         """Read the held senders again (in a worker thread: a query); False on error."""
