@@ -58,8 +58,31 @@ def _mask_number(match: re.Match[str]) -> str:
     return PHONE_MASK if is_phone else ID_MASK
 
 
+# Unicode decimal digits, as `\d` above counts them.
+_DIGIT = re.compile(r"\d")
+
+
+def _nothing_to_mask(text: str) -> bool:
+    """True when the rules below cannot change `text`, checked without running them: most
+    strings of a conversation (event names, intents, short messages) have no "@" (every e-mail
+    has one) and fewer than MIN_PERSONAL_DIGITS digits (a masked run has at least that many).
+    That holds for `text` itself only when NFKC leaves it unchanged: then `normalize` just
+    drops invisible characters and unifies dashes, which adds no digit and no "@"; otherwise
+    (full-width digits or "＠", compatibility characters) the full path decides."""
+    if "@" in text or not unicodedata.is_normalized("NFKC", text):
+        return False
+    return len(_DIGIT.findall(text)) < MIN_PERSONAL_DIGITS
+
+
 def mask_personal_data(text: str) -> str:
     """`text` with e-mail addresses, phone numbers and ID numbers replaced by placeholders."""
+    if _nothing_to_mask(text):
+        return text
+    return _mask_all(text)
+
+
+def _mask_all(text: str) -> str:
+    """The rules themselves, on any text."""
     normalized = normalize(text)
     masked = _NUMBER_RUN.sub(_mask_number, _EMAIL.sub(EMAIL_MASK, normalized))
     return masked if masked != normalized else text

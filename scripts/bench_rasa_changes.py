@@ -2,7 +2,8 @@
 
 On a shared machine whole-stack figures drift with the neighbours' load; here the two versions
 of one step run in alternating rounds (A, B, A, B, ...) on the same data, so drift hits both
-alike. Per step: median wall milliseconds per call (per turn for the stores), Rasa's and ours.
+alike. Per step: median milliseconds per call (per turn for the stores), Rasa's and ours; CPU
+time of this process (all its threads) by default, wall time with `--clock wall`.
 
 - validator: checking an action server answer (RemoteAction._validate_action_result);
 - graph: a message's NLU and two predictions of the next action on the trained model, dask's
@@ -17,9 +18,20 @@ alike. Per step: median wall milliseconds per call (per turn for the stores), Ra
 - procedures-db: the hand-over check each message makes (procedures database), new SQLite
   connection per call against a kept one;
 - profile: the province profile the action server reads for every answer, parsed each time
-  against parsed once per change of the file.
+  against parsed once per change of the file;
+- events: an action answer (three slot events) checked with the validator built once (the
+  "validator" row's "ours") against each event checked against its own branch first;
+- statements: a tracker retrieve (a two-turn conversation among 50), Rasa's `_event_query`
+  against the statements built once;
+- privacy: masking a turn's events before they are stored, the rules on every string against
+  the shortcut for strings that cannot hold personal data;
+- holds: the hand-over check of a message nobody holds (the procedures database), a query in a
+  worker thread each time against the cache checked with PRAGMA data_version;
+- eventclasses: a turn's events rebuilt from their stored form (Event.from_parameters, as each
+  tracker load does), Rasa's walk over Event's subclasses against the kept classes.
 
-    python scripts/bench_rasa_changes.py [--rounds 30] [--json OUT]
+    python scripts/bench_rasa_changes.py [--rounds 30] [--clock cpu|wall]
+        [--only NAME[,NAME...]] [--json OUT]
 """
 
 from __future__ import annotations
@@ -64,14 +76,38 @@ def interleaved(
     return {"rasa_ms": round(rasa, 3), "ours_ms": round(ours, 3), "saved_ms": round(rasa - ours, 3)}
 
 
-def per_call(function: Callable[[], Any], repeat: int) -> Callable[[], Awaitable[float]]:
+# The clock of every measurement: this process's CPU time (set by --clock).
+clock: Callable[[], float] = time.process_time
+# Every change's name (TTHC_RASA_PATCHES), to switch one off and keep the others.
+CHANGES = (
+    "validator",
+    "graph",
+    "keepalive",
+    "sqlite",
+    "save",
+    "events",
+    "statements",
+    "holds",
+    "eventclasses",
+)
+
+
+def all_but(name: str) -> str:
+    return "+".join(change for change in CHANGES if change != name)
+
+
+def per_call(
+    function: Callable[[], Any], repeat: int, units: int = 1
+) -> Callable[[], Awaitable[float]]:
+    """Seconds per unit: `function` does `units` units of work (default one call)."""
+
     async def measure() -> float:
-        started = time.perf_counter()
+        started = clock()
         for _ in range(repeat):
             result = function()
             if asyncio.iscoroutine(result):
                 await result
-        return (time.perf_counter() - started) / repeat
+        return (clock() - started) / (repeat * units)
 
     return measure
 
@@ -196,13 +232,13 @@ def store_turns(store: Any, senders: list[str]) -> Callable[[], Awaitable[float]
     async def measure() -> float:
         sender = f"s{len(senders)}"
         senders.append(sender)
-        started = time.perf_counter()
+        started = clock()
         for events in conversation_events(sender):
             tracker = await store.get_or_create_tracker(sender, append_action_listen=False)
             for event in events:
                 tracker.update(event)
             await store.save(tracker)
-        return (time.perf_counter() - started) / 2
+        return (clock() - started) / 2
 
     return measure
 
@@ -240,7 +276,8 @@ def bench_stores(rounds: int) -> dict[str, dict[str, float]]:
             ),
             "save": interleaved(
                 switched("sqlite", store_turns(our_engine_rasa_save, [])),
-                switched("all", store_turns(ours, [])),
+                # The save alone: the statements change has its own row.
+                switched("sqlite+save", store_turns(ours, [])),
                 rounds,
             ),
         }
@@ -332,6 +369,133 @@ def bench_profile(rounds: int) -> dict[str, float]:
     )
 
 
+def bench_events(rounds: int) -> dict[str, float]:
+    from rasa.core.actions.action import RemoteAction
+
+    from bot.production import rasa_patches
+
+    action = RemoteAction("action_answer_procedure", None)
+
+    def validate(patches: str) -> Callable[[], Any]:
+        def check() -> Any:
+            os.environ["TTHC_RASA_PATCHES"] = patches
+            return rasa_patches._validate_action_result(action, ACTION_RESPONSE)
+
+        return check
+
+    try:
+        return interleaved(
+            per_call(validate(all_but("events")), 20), per_call(validate("all"), 20), rounds
+        )
+    finally:
+        os.environ.pop("TTHC_RASA_PATCHES", None)
+
+
+def bench_statements(rounds: int) -> dict[str, float]:
+    from rasa.shared.core.domain import Domain
+
+    from bot.production import stores
+
+    domain = Domain.load(str(ROOT / "domain.yml"))
+    folder = Path(tempfile.mkdtemp(prefix="tthc-statements-"))
+    os.environ["TTHC_RASA_PATCHES"] = "all"
+    store = stores.ResilientSQLTrackerStore(
+        domain=domain, dialect="sqlite", db=str(folder / "statements.sqlite3")
+    )
+
+    async def fill() -> None:
+        senders: list[str] = []
+        for _ in range(50):
+            await store_turns(store, senders)()
+
+    asyncio.run(fill())
+
+    def retrieve(patches: str) -> Callable[[], Any]:
+        def one() -> Any:
+            os.environ["TTHC_RASA_PATCHES"] = patches
+            return store.retrieve("s7")
+
+        return one
+
+    try:
+        return interleaved(
+            per_call(retrieve(all_but("statements")), 20), per_call(retrieve("all"), 20), rounds
+        )
+    finally:
+        os.environ.pop("TTHC_RASA_PATCHES", None)
+        store.engine.dispose()
+
+
+def bench_privacy(rounds: int) -> dict[str, float]:
+    from procedures_db import privacy
+
+    shortcut = privacy.mask_personal_data
+    events = [event.as_dict() for turn in conversation_events("s") for event in turn]
+
+    def mask(function: Callable[[str], str]) -> Callable[[], Any]:
+        def two_turns() -> None:
+            privacy.mask_personal_data = function  # what mask_value calls
+            for event in events:
+                privacy.mask_value(event)
+
+        return two_turns
+
+    try:
+        return interleaved(
+            per_call(mask(privacy._mask_all), 10, units=2),
+            per_call(mask(shortcut), 10, units=2),
+            rounds,
+        )
+    finally:
+        privacy.mask_personal_data = shortcut
+
+
+def bench_holds(rounds: int) -> dict[str, float]:
+    from bot.channels import handover
+
+    def check(patches: str) -> Callable[[], Any]:
+        def one() -> Any:
+            os.environ["TTHC_RASA_PATCHES"] = patches
+            return handover.held_turn("bench-nobody", "xin chào")
+
+        return one
+
+    try:
+        return interleaved(
+            per_call(check(all_but("holds")), 20), per_call(check("all"), 20), rounds
+        )
+    finally:
+        os.environ.pop("TTHC_RASA_PATCHES", None)
+
+
+def bench_eventclasses(rounds: int) -> dict[str, float]:
+    from rasa.shared.core.events import Event
+
+    from bot.production import rasa_patches
+
+    stored = [event.as_dict() for turn in conversation_events("s") for event in turn]
+    # A tracker load: the session start and three turns (Rasa rebuilds each stored event).
+    stored = stored[:1] * 3 + stored + stored[:6]
+
+    def load(resolve: Callable) -> Callable[[], None]:
+        def one() -> None:
+            Event.resolve_by_type = staticmethod(resolve)
+            for data in stored:
+                Event.from_parameters(data)
+
+        return one
+
+    try:
+        return interleaved(
+            per_call(load(rasa_patches._ORIGINAL_RESOLVE), 20),
+            per_call(load(rasa_patches._resolve_by_type), 20),
+            rounds,
+        )
+    finally:
+        rasa_patches._INSTALLED = False
+        rasa_patches.install()
+
+
 def _wal(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -339,21 +503,48 @@ def _wal(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+ROWS: dict[str, Callable[[int], dict[str, Any]]] = {
+    "validator": bench_validator,
+    "graph": bench_graph,
+    "keepalive": bench_keepalive,
+    "sqlite": lambda rounds: bench_stores(rounds)["sqlite"],
+    "save": lambda rounds: bench_stores(rounds)["save"],
+    "procedures-db": bench_procedures_db,
+    "profile": bench_profile,
+    "events": bench_events,
+    "statements": bench_statements,
+    "privacy": bench_privacy,
+    "holds": bench_holds,
+    "eventclasses": bench_eventclasses,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    global clock
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    parser.add_argument("--only", help=f"rows to run, comma-separated: {', '.join(ROWS)}")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    results = {
-        "validator": bench_validator(args.rounds),
-        "graph": bench_graph(args.rounds),
-        "keepalive": bench_keepalive(args.rounds),
-        **bench_stores(args.rounds),
-        "procedures-db": bench_procedures_db(args.rounds),
-        "profile": bench_profile(args.rounds),
-    }
-    print(f"load average {Path('/proc/loadavg').read_text().split()[0]}")
-    print("| change | Rasa's ms | ours ms | saved ms |\n|---|---|---|---|")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    names = args.only.split(",") if args.only else list(ROWS)
+    unknown = sorted(set(names) - set(ROWS))
+    if unknown:
+        parser.error(f"unknown rows: {', '.join(unknown)}")
+    started = Path("/proc/loadavg").read_text().split()[0]
+    results: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name in results:
+            continue
+        if name in ("sqlite", "save"):
+            stores_rows = bench_stores(args.rounds)  # both rows come from one run
+            results.update({row: stores_rows[row] for row in ("sqlite", "save") if row in names})
+        else:
+            results[name] = ROWS[name](args.rounds)
+    load = Path("/proc/loadavg").read_text().split()[0]
+    print(f"clock {args.clock}; load average {started} -> {load}")
+    print(f"| change ({args.clock} ms) | Rasa's ms | ours ms | saved ms |\n|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['rasa_ms']} | {r['ours_ms']} | {r['saved_ms']} |")
     if args.json:

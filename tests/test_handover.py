@@ -393,3 +393,99 @@ def test_retention_script_deletes_old_call_back_numbers(engine, db_url, capsys):
     assert "Deleted 1 call-back numbers" in capsys.readouterr().out
     state = handover.get_state("web-k", engine=engine)
     assert (state.callback_phone, state.callback_state) == (None, "deleted")
+
+
+# --- the hold check's cache (bot/channels/handover.HoldCache) ------------------------------------
+
+HOLD_IN_OTHER_PROCESS = """
+import sys
+from datetime import datetime
+from procedures_db import handover
+from procedures_db.db import get_engine
+engine = get_engine(sys.argv[1])
+if sys.argv[2] == "request":
+    handover.request_handover(sys.argv[3], "widget", procedure_code=None,
+                              offer_callback=False, now=datetime.utcnow(), engine=engine)
+else:
+    handover.claim(sys.argv[3], "staff", now=datetime.utcnow(), engine=engine)
+    handover.end_handover(sys.argv[3], "staff", to_bot=sys.argv[2] == "return",
+                          now=datetime.utcnow(), engine=engine)
+"""
+
+
+def _in_other_process(db_url: str, action: str, sender: str) -> None:
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-c", HOLD_IN_OTHER_PROCESS, db_url, action, sender], check=True
+    )
+
+
+async def test_hold_cache_sees_holds_set_and_released_elsewhere(db_url, engine, monkeypatch):
+    from bot.channels import handover as channel_handover
+
+    monkeypatch.setenv("TTHC_RASA_PATCHES", "all")
+    monkeypatch.setattr(channel_handover, "_CACHES", {})
+    queries: list[str] = []
+    real = channel_handover._call
+
+    async def counted(function, *args, **kwargs):
+        queries.append(function.__name__)
+        return await real(function, *args, **kwargs)
+
+    monkeypatch.setattr(channel_handover, "_call", counted)
+    held_turn = channel_handover.held_turn
+    cache = channel_handover.hold_cache(db_url)
+    assert cache is not None
+
+    # Nothing held: after the first read, no query per message.
+    assert await held_turn("citizen-a", "xin chào") is None
+    assert await held_turn("citizen-a", "lệ phí?") is None
+    assert await held_turn("citizen-b", "xin chào") is None
+    assert queries == []
+
+    # Another process (the action server) asks for a person: the next message is held.
+    _in_other_process(db_url, "request", "citizen-a")
+    assert await held_turn("citizen-a", "cho tôi gặp cán bộ") is not None
+    assert await held_turn("citizen-a", "alo") is not None
+    assert await held_turn("citizen-b", "xin chào") is None  # others still answered
+    assert [m.author for m in handover.messages("citizen-a", engine=engine)].count("citizen") == 2
+
+    # Released in another process (handed back, or closed): the bot answers the next message.
+    _in_other_process(db_url, "return", "citizen-a")
+    assert await held_turn("citizen-a", "cảm ơn") is None
+    _in_other_process(db_url, "request", "citizen-a")
+    assert await held_turn("citizen-a", "lại cần cán bộ") is not None
+    _in_other_process(db_url, "close", "citizen-a")
+    assert await held_turn("citizen-a", "xong rồi") is None
+
+    # In this process, on another connection (the web server's staff actions in one process).
+    handover.request_handover(
+        "citizen-b",
+        "widget",
+        procedure_code=None,
+        offer_callback=False,
+        now=datetime.utcnow(),
+        engine=engine,
+    )
+    assert await held_turn("citizen-b", "alo") is not None
+    handover.claim("citizen-b", "staff", now=datetime.utcnow(), engine=engine)
+    handover.end_handover("citizen-b", "staff", to_bot=True, now=datetime.utcnow(), engine=engine)
+    assert await held_turn("citizen-b", "alo") is None
+    queued = len(queries)
+    assert await held_turn("citizen-b", "còn gì nữa") is None
+    assert len(queries) == queued  # unchanged again: no query
+
+
+async def test_hold_check_without_the_cache_asks_every_time(db_url, engine, monkeypatch):
+    from bot.channels import handover as channel_handover
+
+    monkeypatch.setenv("TTHC_RASA_PATCHES", "validator")
+    assert channel_handover.hold_cache(db_url) is None
+    assert channel_handover.hold_cache("postgresql://u@h/db") is None
+    monkeypatch.setenv("TTHC_RASA_PATCHES", "all")
+    assert channel_handover.hold_cache("postgresql://u@h/db") is None
+    _in_other_process(db_url, "request", "citizen-c")
+    monkeypatch.setenv("TTHC_RASA_PATCHES", "validator")
+    assert await channel_handover.held_turn("citizen-c", "alo") is not None

@@ -85,3 +85,43 @@ def test_migrate_import_reimport_and_query(pg_engine: Engine, tmp_path: Path) ->
     stats = database_stats(engine=pg_engine)
     assert stats["procedures"] == report.inserted
     assert stats["last_import"]["unchanged"] == report.inserted
+
+
+async def test_tracker_store_statements_read_what_rasa_s_query_reads() -> None:
+    """bot/production/stores.EventStatements on PostgreSQL: the rows of Rasa's _event_query."""
+    from rasa.shared.core.domain import Domain
+    from sqlalchemy.engine import make_url
+
+    from bot.production.stores import ResilientSQLTrackerStore
+    from tests.test_rasa_patches import _converse
+
+    url = make_url(POSTGRES_URL)
+    database = f"tracker_statements_test_{os.getpid()}"
+    domain = Domain.load("domain.yml")
+    store = ResilientSQLTrackerStore(
+        domain,
+        dialect="postgresql",
+        host=url.host,
+        port=url.port,
+        db=database,
+        username=url.username,
+        password=url.password,
+        login_db=url.database,
+    )
+    try:
+        await _converse(store, domain)
+        with store.session_scope() as session:
+            for sender in ("a", "b", "nobody"):
+                for all_sessions in (False, True):
+                    query = store._event_query(session, sender, all_sessions)
+                    expected = [row.data for row in query.all()]
+                    assert store._statements.data(session, sender, all_sessions) == expected
+                latest = store._event_query(session, sender, False).count()
+                assert store._statements.count(session, sender) == latest
+            assert store._statements.data(session, "a", False)
+    finally:
+        store.engine.dispose()
+        admin = create_engine(POSTGRES_URL, future=True, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {database}"))
+        admin.dispose()

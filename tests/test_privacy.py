@@ -204,3 +204,79 @@ def _strings(value: object) -> list[str]:
     if isinstance(value, list):
         return [s for item in value for s in _strings(item)]
     return []
+
+
+# --- the shortcut for texts with nothing to mask -------------------------------------------------
+
+ADVERSARIAL = [
+    "12345678",  # eight digits: below a personal number
+    "1234 5678 9",  # nine, spaced
+    "12345678\u200b9",  # nine, an invisible character between
+    "1234567８９",  # full-width digits: NFKC makes them ASCII
+    "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669",  # Arabic-Indic digits are \d
+    "0912345678",
+    "0912\u00a0345\u00a0678",
+    "¹²³⁴⁵⁶⁷⁸⁹",  # superscripts: digits after NFKC
+    "①②③④⑤⑥⑦⑧⑨",
+    "⒈⒉⒊⒋⒌⒍⒎⒏⒐",
+    "a@b.vn",
+    "a＠b.vn",  # full-width at sign
+    "a﹫b.vn",  # small at sign
+    "a@",
+    "@",
+    "Tiếng Việt dựng sẵn",
+    "Tie\u0302\u0301ng Vie\u0323\u0302t to\u0302\u0301 hợp",  # decomposed (NFD) Vietnamese
+    "ﬁ ligature 1.001193",
+    "thủ tục 1.001193 lệ phí 135.000 đồng",
+    "1.000046.000.00.00.H12",
+    "phí 1.500.000.000 đồng",
+    "",
+    " ",
+    "\ufeff\u00ad",
+    "action_listen",
+    "0\u20101\u20102\u20103\u20104\u20105\u20106\u20107\u20108",
+]
+
+
+def _corpus() -> list[str]:
+    """Every text of the repository's test questions and conversations, and the bot's own
+    responses."""
+    import pathlib
+
+    import yaml
+
+    texts: list[str] = []
+    root = pathlib.Path(__file__).parent
+    for path in [*sorted((root / "data").rglob("*.yml")), root.parent / "domain.yml"]:
+        texts += _strings(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return texts
+
+
+def test_the_shortcut_answers_as_the_rules_on_the_corpus() -> None:
+    from procedures_db import privacy
+
+    texts = _corpus() + ADVERSARIAL
+    assert len(texts) > 1000
+    shortcut = 0
+    for text in texts:
+        assert mask_personal_data(text) == privacy._mask_all(text), text
+        shortcut += privacy._nothing_to_mask(text)
+    assert shortcut > len(texts) // 4  # the shortcut is taken, not only the full path
+    # Nine digits or an "@" that only NFKC reveals (or Unicode digits): never the shortcut.
+    for text in ("1234567８９", "¹²³⁴⁵⁶⁷⁸⁹", "①②③④⑤⑥⑦⑧⑨", "⒈⒉⒊⒋⒌⒍⒎⒏⒐", "a＠b.vn", "a﹫b.vn"):
+        assert not privacy._nothing_to_mask(text), text
+    assert not privacy._nothing_to_mask("\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669")
+
+
+PIECES = [
+    *"0123456789０１２３@＠﹫.- ab\u00a0\u200b\u2011",
+    *("ệ", "e\u0302\u0323", "\u0663", "²", "①", "ﬁ", "đ", "0912", "345678"),
+]
+
+
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=30).map("".join))
+def test_the_shortcut_answers_as_the_rules_on_any_text(text: str) -> None:
+    from procedures_db import privacy
+
+    assert mask_personal_data(text) == privacy._mask_all(text)

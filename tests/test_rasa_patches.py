@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime
 import json
 import sqlite3
 
@@ -38,6 +39,18 @@ INVALID = [
     {"events": "not a list"},
     {"responses": [1, 2]},
     [],
+    # Each event against its own branch (EventDispatch): the errors stay Rasa's.
+    {"events": [{"event": "slot", "value": 1}]},  # a slot without its name
+    {"events": [{"name": "x", "value": 1}]},  # no event name
+    {"events": [{"event": 3}]},
+    {"events": [{"event": ["slot"]}]},
+    {"events": [{"event": "bot", "timestamp": "now"}]},
+    {"events": [{"event": "action", "name": "x", "confidence": "high"}]},
+    {"events": [{"event": "entities", "entities": [{"entity": "x"}]}]},
+    {"events": [{"event": "user", "parse_data": {"intent": {"name": 1}}}]},
+    {"events": [VALID["events"][0], {"event": "active_loop", "metadata": []}]},
+    {"events": [VALID["events"][0], "slot"]},
+    {"events": [{"event": "slot", "name": "a", "value": 1}], "responses": {"text": "x"}},
 ]
 
 
@@ -73,6 +86,122 @@ def test_an_invalid_answer_raises_rasa_s_error(answer) -> None:
     assert our_error.value.message == rasa_error.value.message
     assert list(our_error.value.path) == list(rasa_error.value.path)
     assert "Failed to validate Action server response" in our_error.value.message
+
+
+def _every_rasa_event() -> list[dict]:
+    """One event of each of Rasa's event types, as an action server would send it."""
+    from rasa.shared.core import events as rasa_events
+
+    parse = {"text": "x", "intent": {"name": "greet", "confidence": 1.0}, "entities": []}
+    made = [
+        rasa_events.UserUttered("xin chào", parse["intent"], [], parse, input_channel="rest"),
+        rasa_events.BotUttered("chào", {"buttons": []}, {"utter_action": "utter_greet"}),
+        rasa_events.SlotSet("procedure_code", "1.001193"),
+        rasa_events.SlotSet("facts", ["fee"]),
+        rasa_events.ActionExecuted("action_x", policy="RulePolicy", confidence=1.0),
+        rasa_events.EntitiesAdded([{"entity": "place", "value": "Huế", "start": 0, "end": 3}]),
+        rasa_events.ActiveLoop("form"),
+        rasa_events.ActiveLoop(None),
+        rasa_events.LoopInterrupted(True),
+        rasa_events.FollowupAction("action_y"),
+        rasa_events.ReminderScheduled("intent", datetime.datetime(2026, 12, 5)),
+        rasa_events.ReminderCancelled("name"),
+        rasa_events.AllSlotsReset(),
+        rasa_events.Restarted(),
+        rasa_events.UserUtteranceReverted(),
+        rasa_events.ActionReverted(),
+        rasa_events.StoryExported(),
+        rasa_events.ConversationPaused(),
+        rasa_events.ConversationResumed(),
+        rasa_events.AgentUttered("agent"),
+        rasa_events.SessionStarted(),
+        rasa_events.ActionExecutionRejected("action_x"),
+        rasa_events.DefinePrevUserUtteredFeaturization(False),
+    ]
+    return [event.as_dict() for event in made]
+
+
+def test_every_event_type_is_judged_as_by_rasa() -> None:
+    # Valid events of every type, alone and together, and each with a field made wrong.
+    action = RemoteAction("action_x", None)
+    events = _every_rasa_event()
+    answers = [{"events": events, "responses": VALID["responses"]}]
+    answers += [{"events": [event]} for event in events]
+    for event in events:
+        for key in event:
+            for wrong in (None, 3, "x", [], {}):
+                answers.append({"events": [{**event, key: wrong}]})
+    verdicts = {"rasa": [], "ours": []}
+    for answer in answers:
+        for name, validate in (
+            ("rasa", rasa_patches._ORIGINAL_VALIDATE),
+            ("ours", rasa_patches._validate_action_result),
+        ):
+            try:
+                verdicts[name].append(validate(action, copy.deepcopy(answer)))
+            except ValidationError as error:
+                verdicts[name].append((error.message, list(error.path)))
+    assert verdicts["ours"] == verdicts["rasa"]
+    assert verdicts["rasa"].count(True) > len(events)  # valid ones among them too
+    dispatch = rasa_patches.event_dispatch()
+    assert dispatch.branches is not None and len(dispatch.branches) >= 20
+    assert dispatch.is_valid({"events": events}) is True  # the branch path, not the fallback
+
+
+# --- event classes by name ------------------------------------------------------------------------
+
+
+def _resolved(resolve, names: list) -> list:
+    answers = []
+    for name in names:
+        for default in (None, SlotSet):
+            try:
+                answers.append(resolve(name, default))
+            except ValueError as error:
+                answers.append(str(error))
+    return answers
+
+
+def test_event_classes_are_resolved_as_by_rasa() -> None:
+    from rasa.shared.core.events import Event
+    from rasa.shared.utils.common import all_subclasses
+
+    rasa_patches.install()
+    assert Event.resolve_by_type is rasa_patches._resolve_by_type
+    names = [cls.type_name for cls in all_subclasses(Event)]
+    names += ["topic", "no-such-event", "", None, 3, ["slot"], "slot"]
+    expected = _resolved(rasa_patches._ORIGINAL_RESOLVE, names)
+    assert _resolved(Event.resolve_by_type, names) == expected
+    assert _resolved(Event.resolve_by_type, names) == expected  # from what was kept
+    assert Event.from_parameters({"event": "slot", "name": "a", "value": 1}) == SlotSet("a", 1)
+
+
+def test_a_new_event_class_is_seen() -> None:
+    import gc
+
+    from rasa.shared.core.events import Event
+
+    rasa_patches.install()
+    assert Event.resolve_by_type("tthc_test_event", SlotSet) is SlotSet
+
+    class TestEvent(SlotSet):
+        type_name = "tthc_test_event"
+
+    assert Event.resolve_by_type("tthc_test_event") is TestEvent
+    assert rasa_patches._ORIGINAL_RESOLVE("tthc_test_event") is TestEvent
+
+    # A new class under the same name: Rasa's walk finds the first one; so do we.
+    class Shadow(SlotSet):
+        type_name = "tthc_test_event"
+
+    assert Event.resolve_by_type("tthc_test_event") is rasa_patches._ORIGINAL_RESOLVE(
+        "tthc_test_event"
+    )
+    del TestEvent, Shadow
+    gc.collect()
+    assert Event.resolve_by_type("tthc_test_event", SlotSet) is rasa_patches._ORIGINAL_RESOLVE(
+        "tthc_test_event", SlotSet
+    )
 
 
 # --- 2. keep-alive to the action server ----------------------------------------------------------
@@ -215,6 +344,33 @@ async def test_the_store_writes_what_rasa_s_save_writes(tmp_path, monkeypatch) -
     stored = json.dumps([row[-1] for row in rows["all"]], ensure_ascii=False)
     assert "0912345678" not in stored and "001203004567" not in stored  # masked
     assert len(rows["all"]) == 2 * sum(len(t) for t in TURNS) + 1
+
+
+async def test_the_prepared_statements_read_what_rasa_s_query_reads(tmp_path) -> None:
+    domain = Domain.load("domain.yml")
+    store = ResilientSQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "t.db"))
+    try:
+        await _converse(store, domain)  # "a", "b": two sessions each
+        no_session = await store.get_or_create_tracker("c", append_action_listen=False)
+        for event in TURNS[1]:  # a conversation that never started a session
+            no_session.update(event, domain)
+        await store.save(no_session)
+        checked = 0
+        with store.session_scope() as session:
+            for sender in ("a", "b", "c", "nobody"):
+                for all_sessions in (False, True):
+                    query = store._event_query(session, sender, all_sessions)
+                    expected = [row.data for row in query.all()]
+                    assert store._statements.data(session, sender, all_sessions) == expected
+                    checked += len(expected)
+                latest = store._event_query(session, sender, False).count()
+                assert store._statements.count(session, sender) == latest
+            assert len(store._statements.data(session, "a", False)) < len(
+                store._statements.data(session, "a", True)
+            )
+        assert checked > 0
+    finally:
+        store.engine.dispose()
 
 
 async def test_the_sqlite_store_keeps_one_connection_in_wal_mode(tmp_path, monkeypatch) -> None:

@@ -15,6 +15,13 @@ server of this project loads (its tracker store class); `install()` is idempoten
    for every call. Each endpoint now keeps one session per event loop. Idle connections are
    dropped after KEEPALIVE_S, shorter than Sanic's own keep-alive (5 s by default, 75 s in the
    production profile), so a connection the action server is closing is never reused.
+4. Each event of the answer is checked against the one branch of the events schema its `event`
+   names (`EventDispatch`), not against the oneOf over all ~23 event schemas. An answer that
+   does not pass (or an event whose name is unknown or missing) goes through the full validator
+   as before, so the error raised is the same.
+5. `Event.resolve_by_type` (every event read from the tracker store, every event of an action's
+   answer) walks all of Event's subclasses for each event: the class found for a name is kept
+   (`EventClasses`), forgotten whenever a new Event subclass is defined.
 
 The tracker store's own changes (a kept SQLite connection in WAL mode, a cheaper save) are in
 bot/production/stores.py: they re-implement parts of Rasa's SQLTrackerStore, so their Rasa
@@ -28,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import json
 import os
 import weakref
 from typing import Any
@@ -38,6 +46,9 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.engine.exceptions import GraphRunError
 from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.constants import DOCS_BASE_URL
+from rasa.shared.core.events import Event
+from rasa.shared.utils.common import all_subclasses
+from rasa.shared.utils.schemas.events import EVENTS_SCHEMA
 from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT, EndpointConfig
 
 # The Rasa code replaced here or re-implemented in bot/production/stores.py, as it is in Rasa
@@ -49,9 +60,13 @@ FINGERPRINTS = {
     "RemoteAction.action_response_format_spec": (
         "091b74aa3738d1262cf3c028386aaf9dd4f0d5c1374b62392411d70a79104a46"
     ),
+    # Data, not code: EventDispatch splits this schema by its branches.
+    "EVENTS_SCHEMA": "ca0f9bedb17650dbea770790ecd015d45200346d4788619d367ca32d187f69ee",
     "EndpointConfig.session": "e55aa13d9d4fb4bc440ac33b870a97ee162b76dda7ccb6bf68433567475fdffb",
     "EndpointConfig.request": "ccdb778aed8208e23cde3c3f47eac7fbbbb735dac8f7ef7254d54451c64ad608",
     "DaskGraphRunner.run": "45f0f52f574f3aa9546a552bf671183e171092c18b66e97f5771a7fa295de37e",
+    "Event.resolve_by_type": "b5cf570fa7f286c7059ec73d8880528d03a78b28cf4e80285a46079c0fa65968",
+    "all_subclasses": "28c2e6df9c15daea296f630b83d0b2391636581164056082458a32647d6761d1",
     "SQLTrackerStore._retrieve": "c8adbf6f4b61ddd1124690944ebdf2ebc82d0723bd07c6704caab0b80120a0ef",
     "SQLTrackerStore.save": "57165e46eab3de0866e77f03df0bf7fd5eac2c1de617ed431b934c9a4edfeef6",
     "SQLTrackerStore._additional_events": (
@@ -67,10 +82,15 @@ _INSTALLED = False
 _ORIGINAL_VALIDATE = RemoteAction._validate_action_result
 _ORIGINAL_SESSION = EndpointConfig.session
 _ORIGINAL_RUN = DaskGraphRunner.run
+_ORIGINAL_RESOLVE = Event.resolve_by_type  # a staticmethod: the plain function
 
 
 def fingerprint(function: Any) -> str:
     return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
+
+
+def data_fingerprint(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def current_fingerprints() -> dict[str, str]:
@@ -81,9 +101,12 @@ def current_fingerprints() -> dict[str, str]:
         "RemoteAction.action_response_format_spec": fingerprint(
             RemoteAction.action_response_format_spec
         ),
+        "EVENTS_SCHEMA": data_fingerprint(EVENTS_SCHEMA),
         "EndpointConfig.session": fingerprint(_ORIGINAL_SESSION),
         "EndpointConfig.request": fingerprint(EndpointConfig.request),
         "DaskGraphRunner.run": fingerprint(_ORIGINAL_RUN),
+        "Event.resolve_by_type": fingerprint(_ORIGINAL_RESOLVE),
+        "all_subclasses": fingerprint(all_subclasses),
         "SQLTrackerStore._retrieve": fingerprint(store._retrieve),
         "SQLTrackerStore.save": fingerprint(store.save),
         "SQLTrackerStore._additional_events": fingerprint(store._additional_events),
@@ -108,11 +131,67 @@ def response_validator() -> Any:
     return _validator
 
 
+class EventDispatch:
+    """Validity of an action server answer under Rasa's response schema, each event checked
+    against the branch of the events schema its `event` names.
+
+    The events schema is an array of objects with a common part (`event` a required string,
+    `timestamp`, `metadata`) and a oneOf of one branch per event type, each fixing `event` with a
+    distinct `const`. An object whose `event` is one of those names fails every other branch
+    (the const), so it passes the oneOf exactly when it passes its own branch: the answer is
+    valid exactly when it passes the response schema without the oneOf and each event passes
+    its branch. `is_valid` answers None (ask the full validator) for a name no branch has, or
+    when the schema is not of that shape (a Rasa upgrade: the fingerprint test fails too)."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        from jsonschema.validators import validator_for
+
+        cls = validator_for(schema)
+        self.branches: dict[str, Any] | None = None
+        try:
+            items = schema["properties"]["events"]["items"]
+            names = [branch["properties"]["event"]["const"] for branch in items["oneOf"]]
+        except (KeyError, TypeError):
+            return
+        if len(set(names)) != len(names):
+            return
+        common = {key: value for key, value in items.items() if key != "oneOf"}
+        events = {**schema["properties"]["events"], "items": common}
+        reduced = {**schema, "properties": {**schema["properties"], "events": events}}
+        self.reduced = cls(reduced)
+        self.branches = {
+            name: cls(branch) for name, branch in zip(names, items["oneOf"], strict=True)
+        }
+
+    def is_valid(self, result: Any) -> bool | None:
+        """True when valid; None when the full validator must decide (also on any error)."""
+        if self.branches is None or not self.reduced.is_valid(result):
+            return None
+        for event in result.get("events", ()):
+            branch = self.branches.get(event["event"])  # a dict with a string "event" here
+            if branch is None or not branch.is_valid(event):
+                return None
+        return True
+
+
+_dispatch: EventDispatch | None = None
+
+
+def event_dispatch() -> EventDispatch:
+    global _dispatch
+    if _dispatch is None:
+        _dispatch = EventDispatch(RemoteAction.action_response_format_spec())
+    return _dispatch
+
+
 def _validate_action_result(self: RemoteAction, result: dict[str, Any]) -> bool:
     """`jsonschema.validate(result, schema)` without checking the schema again each time; the
-    error raised is the one `validate` raises (best match), with Rasa's text appended."""
+    error raised is the one `validate` raises (best match), with Rasa's text appended. A valid
+    answer is recognised branch by branch first (`EventDispatch`)."""
     from jsonschema import exceptions
 
+    if enabled("events") and event_dispatch().is_valid(result):
+        return True
     error = exceptions.best_match(response_validator().iter_errors(result))
     if error is None:
         return True
@@ -166,6 +245,49 @@ def _run(
         return dict(run_sequentially(run_graph, run_targets))
     except RuntimeError as e:
         raise GraphRunError("Error running runner.") from e
+
+
+# --- 5. event classes by name -------------------------------------------------------------------
+
+
+class EventClasses:
+    """What `Event.resolve_by_type` finds for a name: the first of `all_subclasses(Event)` with
+    that `type_name`. Kept per name (weakly: a class that is gone is looked up again) and
+    forgotten whenever a subclass of Event is defined (`Event.__init_subclass__`), the only
+    way the answer can change. Names no class has are not kept (Rasa's walk, then its
+    "topic" / default / ValueError rules)."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, weakref.ref] = {}
+
+    def forget(self) -> None:
+        self.found.clear()
+
+    def resolve(self, type_name: Any, default: Any = None) -> Any:
+        try:
+            reference = self.found.get(type_name)
+        except TypeError:  # an unhashable name from stored or received data
+            return _ORIGINAL_RESOLVE(type_name, default)
+        cls = reference() if reference is not None else None
+        if cls is not None:
+            return cls
+        for candidate in all_subclasses(Event):
+            if candidate.type_name == type_name:
+                self.found[type_name] = weakref.ref(candidate)
+                return candidate
+        return _ORIGINAL_RESOLVE(type_name, default)
+
+
+EVENT_CLASSES = EventClasses()
+
+
+def _resolve_by_type(type_name: Any, default: Any = None) -> Any:
+    return EVENT_CLASSES.resolve(type_name, default)
+
+
+def _forget_event_classes(cls: type, **kwargs: Any) -> None:
+    EVENT_CLASSES.forget()
+    super(Event, cls).__init_subclass__(**kwargs)
 
 
 # --- 3. keep-alive sessions ---------------------------------------------------------------------
@@ -223,7 +345,8 @@ async def close_sessions(*_args: Any) -> None:
 def enabled(name: str) -> bool:
     """Whether the change `name` is on: all are, unless TTHC_RASA_PATCHES lists some, joined by
     "+" ("none": none). Only for measuring each change on its own (scripts/bench_throughput.py);
-    names: validator, graph, keepalive, sqlite, save."""
+    names: validator, graph, keepalive, sqlite, save, events, statements, holds,
+    eventclasses."""
     chosen = os.environ.get(PATCHES_ENV, "all").replace(" ", "").split("+")
     return "all" in chosen or name in chosen
 
@@ -238,4 +361,7 @@ def install() -> None:
         DaskGraphRunner.run = _run
     if enabled("keepalive"):
         EndpointConfig.session = _session
+    if enabled("eventclasses"):
+        Event.__init_subclass__ = classmethod(_forget_event_classes)
+        Event.resolve_by_type = staticmethod(_resolve_by_type)
     _INSTALLED = True

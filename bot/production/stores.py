@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from rasa.core.lock_store import RedisLockStore
 from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
-from rasa.shared.core.events import Event
+from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from rasa.utils.endpoints import EndpointConfig
@@ -125,6 +125,43 @@ class StoredCounts:
         return count if reference is not None and reference() is tracker else None
 
 
+class EventStatements:
+    """Rasa's `SQLTrackerStore._event_query` as Core statements built once per store, selecting
+    only the `data` column (all `_retrieve` reads), with the sender as a bound parameter.
+
+    Rasa builds the ORM query (a subquery, filters, ORM entities for every column) again on every
+    turn; these are compiled once (SQLAlchemy's statement cache) and prepared once per
+    connection (the driver's). Same rows, same order: the events after the latest session start
+    (all of them when there is none), or all sessions' events, by id."""
+
+    def __init__(self, table: sa.Table) -> None:
+        sender = sa.bindparam("sender_id")
+        session_start = (
+            sa.select(sa.func.max(table.c.timestamp).label("session_start"))
+            .where(table.c.sender_id == sender, table.c.type_name == SessionStarted.type_name)
+            .subquery()
+        )
+        everything = sa.select(table.c.data).where(table.c.sender_id == sender)
+        self.all_sessions = everything.order_by(table.c.id)
+        latest = everything.where(
+            sa.or_(
+                table.c.timestamp >= session_start.c.session_start,
+                session_start.c.session_start.is_(None),
+            )
+        ).order_by(table.c.id)
+        self.latest_session = latest
+        self.latest_session_count = sa.select(sa.func.count()).select_from(latest.subquery())
+
+    def data(self, session: Any, sender_id: str, all_sessions: bool) -> list[str]:
+        """The events' stored JSON, in order."""
+        statement = self.all_sessions if all_sessions else self.latest_session
+        return session.execute(statement, {"sender_id": sender_id}).scalars().all()
+
+    def count(self, session: Any, sender_id: str) -> int:
+        """How many events of the latest session are stored."""
+        return session.execute(self.latest_session_count, {"sender_id": sender_id}).scalar_one()
+
+
 class ResilientSQLTrackerStore(SQLTrackerStore):
     """SQLTrackerStore with pooled connections (`tracker_engine`), retries, lazy schema
     creation, outage logging, personal data masked before it is written and a cheaper save."""
@@ -142,6 +179,7 @@ class ResilientSQLTrackerStore(SQLTrackerStore):
             f"Tracker store {url.get_backend_name()} at {url.host}:{url.port}/{url.database}"
         )
         self._stored_counts = StoredCounts()
+        self._statements = EventStatements(self.SQLEvent.__table__)
         self._schema_ready = False
         try:
             self._ensure_schema()
@@ -174,10 +212,15 @@ class ResilientSQLTrackerStore(SQLTrackerStore):
             yield Event.from_parameters(mask_value(event.as_dict()))
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> Any:
-        """Rasa's `_retrieve`, noting how many events of the current session are stored."""
+        """Rasa's `_retrieve`, noting how many events of the current session are stored; the
+        events read with a statement built once (`EventStatements`)."""
         with self.session_scope() as session:
-            query = self._event_query(session, sender_id, fetch_events_from_all_sessions)
-            events = [json.loads(row.data) for row in query.all()]
+            if rasa_patches.enabled("statements"):
+                rows = self._statements.data(session, sender_id, fetch_events_from_all_sessions)
+            else:
+                query = self._event_query(session, sender_id, fetch_events_from_all_sessions)
+                rows = [row.data for row in query.all()]
+            events = [json.loads(data) for data in rows]
         if not (self.domain and events):
             return None
         tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
@@ -191,9 +234,10 @@ class ResilientSQLTrackerStore(SQLTrackerStore):
         from this turn's retrieve when the same tracker is saved, else from the database."""
         with self.session_scope() as session:
             stored = self._stored_counts.take(tracker)
-            if stored is None:
-                query = self._event_query(session, tracker.sender_id, False)
-                stored = query.count()
+            if stored is None and rasa_patches.enabled("statements"):
+                stored = self._statements.count(session, tracker.sender_id)
+            elif stored is None:
+                stored = self._event_query(session, tracker.sender_id, False).count()
             rows = []
             for event in itertools.islice(tracker.events, stored, len(tracker.events)):
                 data = mask_value(event.as_dict())
