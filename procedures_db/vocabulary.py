@@ -53,7 +53,6 @@ class Vocabulary:
     online_level_words: tuple[str, ...]
     follow_up_openings: tuple[str, ...]  # "còn X?", "thế còn X?": the last question, about X
     follow_up_endings: tuple[str, ...]  # "X thì sao?"
-    yes_no_endings: tuple[str, ...]  # "có cần X không?"
     stop_words: frozenset[str]
     ambiguous_folded: frozenset[str]
     soft_words: frozenset[str]
@@ -176,7 +175,6 @@ SCHEMA: dict[str, dict[str, Reader]] = {
         "online_level_words": _text_list,
         "follow_up_openings": _text_list,
         "follow_up_endings": _text_list,
-        "yes_no_endings": _text_list,
     },
     "stop_words.yml": {
         "stop_words": _text_list,
@@ -268,7 +266,6 @@ def read_vocabulary(folder: Path = VOCABULARY_DIR, extra_dir: Path | None = None
         online_level_words=tuple(questions["online_level_words"]),
         follow_up_openings=tuple(questions["follow_up_openings"]),
         follow_up_endings=tuple(questions["follow_up_endings"]),
-        yes_no_endings=tuple(questions["yes_no_endings"]),
         stop_words=frozenset(data["stop_words.yml"]["stop_words"]),
         ambiguous_folded=frozenset(data["stop_words.yml"]["ambiguous_folded"]),
         soft_words=frozenset(data["stop_words.yml"]["soft_words"]),

@@ -87,16 +87,7 @@ NONE_FEATURES = (
     "code_any",
     "follow_up_shape",
     "max_near_log",
-    "asks_place",
-    "asks_time",
-    "asks_fee",
-    "asks_documents",
-    "asks_steps",
-    "asks_requirements",
-    "asks_online",
-    "yes_no",
 )
-_ASKED_FACTS = ("place", "time", "fee", "documents", "steps", "requirements", "online")
 
 
 @dataclass(frozen=True)
@@ -183,24 +174,6 @@ def follow_up_shape(message: str) -> bool:
     )
 
 
-@lru_cache(maxsize=1)
-def _shape_cues() -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
-    """Folded cue phrases per asked fact, and the folded yes/no endings (vocabulary)."""
-    vocabulary = load_vocabulary()
-    cues = vocabulary.fact_cues()
-    facts = {f: tuple(" ".join(tokens(c)) for c in cues.get(f, ())) for f in _ASKED_FACTS}
-    return facts, tuple(" ".join(tokens(e)) for e in vocabulary.yes_no_endings)
-
-
-def asked_shape(message: str) -> tuple[float, ...]:
-    """Which facts the message asks, and whether it asks yes or no: "có cần X không" after a
-    procedure asks about one of its documents, "xin X ở đâu" about the procedure issuing X."""
-    facts, endings = _shape_cues()
-    text = f" {' '.join(tokens(message))} "
-    asked = [float(any(f" {c} " in text for c in facts[f])) for f in _ASKED_FACTS]
-    return (*asked, float(any(text.endswith(f" {e} ") for e in endings)))
-
-
 def _inverse_rank(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """1 / (1 + rank) of each candidate in `scores` (0 for a zero score)."""
     mine = scores[ids]
@@ -255,7 +228,6 @@ class QueryView:
     name_in_field: np.ndarray  # name_full within the current procedure's field (else zeros)
     near_full: np.ndarray  # closeness to remembered questions about each procedure (examples)
     near_focus: np.ndarray
-    asked: tuple[float, ...]  # the facts the message asks (cue phrases), and a yes/no shape
     current: int | None
     offered: list[int]
     candidates: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))
@@ -303,7 +275,6 @@ def view(
         words_focus=len(set(focus_words)),
         codes=codes,
         follow_up_shape=shape,
-        asked=asked_shape(message),
         current=current,
         name_in_field=(
             np.where(records.field_ids == records.field_ids[current], name_full, 0.0)
@@ -439,6 +410,5 @@ def none_vector(v: QueryView) -> np.ndarray:
             float(bool(v.codes)),
             float(v.follow_up_shape),
             float(np.log1p(v.near_full.max(initial=0.0))),
-            *v.asked,
         ]
     )
