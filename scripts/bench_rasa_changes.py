@@ -112,6 +112,22 @@ def per_call(
     return measure
 
 
+def with_and_without(name: str, call: Callable[[], Any], rounds: int) -> dict[str, float]:
+    """`call` with every change but `name` against with all of them, interleaved."""
+
+    def under(patches: str) -> Callable[[], Any]:
+        def one() -> Any:
+            os.environ["TTHC_RASA_PATCHES"] = patches
+            return call()
+
+        return one
+
+    try:
+        return interleaved(per_call(under(all_but(name)), 20), per_call(under("all"), 20), rounds)
+    finally:
+        os.environ.pop("TTHC_RASA_PATCHES", None)
+
+
 ACTION_RESPONSE = {
     "events": [
         {"event": "slot", "timestamp": None, "name": "procedure_code", "value": "1.001193"},
@@ -376,19 +392,9 @@ def bench_events(rounds: int) -> dict[str, float]:
 
     action = RemoteAction("action_answer_procedure", None)
 
-    def validate(patches: str) -> Callable[[], Any]:
-        def check() -> Any:
-            os.environ["TTHC_RASA_PATCHES"] = patches
-            return rasa_patches._validate_action_result(action, ACTION_RESPONSE)
-
-        return check
-
-    try:
-        return interleaved(
-            per_call(validate(all_but("events")), 20), per_call(validate("all"), 20), rounds
-        )
-    finally:
-        os.environ.pop("TTHC_RASA_PATCHES", None)
+    return with_and_without(
+        "events", lambda: rasa_patches._validate_action_result(action, ACTION_RESPONSE), rounds
+    )
 
 
 def bench_statements(rounds: int) -> dict[str, float]:
@@ -410,19 +416,9 @@ def bench_statements(rounds: int) -> dict[str, float]:
 
     asyncio.run(fill())
 
-    def retrieve(patches: str) -> Callable[[], Any]:
-        def one() -> Any:
-            os.environ["TTHC_RASA_PATCHES"] = patches
-            return store.retrieve("s7")
-
-        return one
-
     try:
-        return interleaved(
-            per_call(retrieve(all_but("statements")), 20), per_call(retrieve("all"), 20), rounds
-        )
+        return with_and_without("statements", lambda: store.retrieve("s7"), rounds)
     finally:
-        os.environ.pop("TTHC_RASA_PATCHES", None)
         store.engine.dispose()
 
 
@@ -453,19 +449,7 @@ def bench_privacy(rounds: int) -> dict[str, float]:
 def bench_holds(rounds: int) -> dict[str, float]:
     from bot.channels import handover
 
-    def check(patches: str) -> Callable[[], Any]:
-        def one() -> Any:
-            os.environ["TTHC_RASA_PATCHES"] = patches
-            return handover.held_turn("bench-nobody", "xin chào")
-
-        return one
-
-    try:
-        return interleaved(
-            per_call(check(all_but("holds")), 20), per_call(check("all"), 20), rounds
-        )
-    finally:
-        os.environ.pop("TTHC_RASA_PATCHES", None)
+    return with_and_without("holds", lambda: handover.held_turn("bench-nobody", "xin chào"), rounds)
 
 
 def bench_eventclasses(rounds: int) -> dict[str, float]:
