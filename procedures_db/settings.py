@@ -60,6 +60,9 @@ class Settings:
     lock_store_url: str | None = None
     # Chat messages one sender may send per minute through the Rasa webhooks (0 = no limit).
     sender_messages_per_minute: int = 30
+    # Turns one Rasa process works on at once; later messages wait their turn in arrival order
+    # (0 = no limit). Bounds a burst's tail latency: see BENCHMARKS.md, issue 13.
+    concurrent_turns: int = 3
     # Conversations idle for longer than this are deleted by scripts/retention.py.
     tracker_retention_days: int = 180
     # The procedure resolver's trained ranking model (`make train` builds it).
@@ -109,6 +112,7 @@ def load_settings() -> Settings:
         callback_retention_days=int(os.environ.get("CALLBACK_RETENTION_DAYS", "30")),
         lock_store_url=os.environ.get("LOCK_STORE_URL") or None,
         sender_messages_per_minute=int(os.environ.get("SENDER_MESSAGES_PER_MINUTE", "30")),
+        concurrent_turns=int(os.environ.get("CONCURRENT_TURNS", "3")),
         tracker_retention_days=int(os.environ.get("TRACKER_RETENTION_DAYS", "180")),
         resolver_model=Path(
             os.environ.get("RESOLVER_MODEL") or PROJECT_ROOT / "models" / "resolver.json"

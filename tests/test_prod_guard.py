@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -13,6 +14,7 @@ from bot.production.guard import (
     RATE_LIMITED_REPLY,
     TOO_LONG_REPLY,
     SenderRateLimiter,
+    TurnGate,
     apology_text,
     guard,
     record_failure,
@@ -111,6 +113,26 @@ async def test_limits_answer_politely_without_calling_the_bot(profile) -> None:
     await guarded(long_message)
     assert _texts(output) == [TOO_LONG_REPLY]
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize(("slots", "most_at_once"), [(2, 2), (0, 6)])
+async def test_turn_gate_admits_turns_in_arrival_order(profile, slots, most_at_once) -> None:
+    running, started, peak = set(), [], []
+
+    async def bot(message: UserMessage) -> None:
+        running.add(message.sender_id)
+        started.append(message.sender_id)
+        peak.append(len(running))
+        await asyncio.sleep(0.01)
+        running.discard(message.sender_id)
+        await message.output_channel.send_response(message.sender_id, {"text": "ok"})
+
+    guarded = guard(bot, SenderRateLimiter(0), gate=TurnGate(slots))
+    messages = [_message("lệ phí bao nhiêu", sender=f"citizen-{i}") for i in range(6)]
+    await asyncio.gather(*(guarded(message) for message, _ in messages))
+    assert max(peak) == most_at_once
+    assert started == [f"citizen-{i}" for i in range(6)]
+    assert all(_texts(output) == ["ok"] for _, output in messages)
 
 
 async def test_rate_limit_falls_back_to_local_counting_when_redis_fails() -> None:

@@ -14,7 +14,7 @@ from sanic.exceptions import InvalidUsage as BadRequest
 from sanic.request import Request
 
 from bot.production import rasa_patches
-from bot.production.guard import OnNewMessage, SenderRateLimiter, guard
+from bot.production.guard import OnNewMessage, SenderRateLimiter, TurnGate, guard
 from procedures_db.settings import get_settings
 
 MAX_SENDER_CHARS = 128
@@ -33,6 +33,7 @@ class GuardedRestInput(RestInput):
         self.limiter = SenderRateLimiter(
             settings.sender_messages_per_minute, settings.lock_store_url
         )
+        self.gate = TurnGate(settings.concurrent_turns)
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> GuardedRestInput:
@@ -55,7 +56,7 @@ class GuardedRestInput(RestInput):
         return channel if isinstance(channel, str) and channel else self.name()
 
     def blueprint(self, on_new_message: OnNewMessage) -> Any:
-        blueprint = super().blueprint(guard(on_new_message, self.limiter))
+        blueprint = super().blueprint(guard(on_new_message, self.limiter, gate=self.gate))
         # The kept sessions to the action server (bot/production/rasa_patches.py) end with Rasa.
         blueprint.listener("before_server_stop")(rasa_patches.close_sessions)
         return blueprint

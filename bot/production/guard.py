@@ -10,6 +10,7 @@ hotline from the province profile.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -160,6 +161,34 @@ class BufferedOutput:
             await self.inner.send_text_message(recipient_id, apology_text())
 
 
+class TurnGate:
+    """At most `slots` turns at once, the others admitted in arrival order (0: no limit).
+
+    With many citizens at once, asyncio shares the process among every started turn, so each
+    turn's latency grows with the whole crowd; admitted in order, a turn waits its place in the
+    queue and then runs among a few.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            # A semaphore belongs to one loop; tests and restarts run several one after another.
+            self._semaphores = {loop: asyncio.Semaphore(self.slots)}
+            semaphore = self._semaphores[loop]
+        return semaphore
+
+    async def run(self, turn: Awaitable[Any]) -> Any:
+        if self.slots <= 0:
+            return await turn
+        async with self._semaphore():
+            return await turn
+
+
 def _expects_reply(text: str | None) -> bool:
     return not (text or "").startswith((f"/{USER_INTENT_RESTART}", f"/{USER_INTENT_SESSION_START}"))
 
@@ -168,9 +197,11 @@ def guard(
     on_new_message: OnNewMessage,
     limiter: SenderRateLimiter,
     max_chars: int = MAX_MESSAGE_CHARS,
+    gate: TurnGate | None = None,
 ) -> OnNewMessage:
     """`on_new_message` with limits, and an apology whenever the turn fails or stays silent."""
     install_action_failure_hook()
+    gate = gate or TurnGate(0)
 
     async def handle(message: UserMessage) -> None:
         output, sender = message.output_channel, message.sender_id
@@ -192,7 +223,7 @@ def guard(
         failures: list[str] = []
         token = _FAILURES.set(failures)
         try:
-            await on_new_message(message)
+            await gate.run(on_new_message(message))
         except Exception:  # logged with its traceback; the citizen still gets an answer
             logger.exception("Message of %s not handled", sender)
             failures.append("exception")
