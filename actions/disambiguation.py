@@ -16,12 +16,10 @@ from procedures_db.answers import FACT_LABELS, key_facts
 from procedures_db.facts import UNKNOWN
 from procedures_db.profile import ProvinceProfile
 from procedures_db.queries import ProcedureDetails
+from procedures_db.resolver import MAX_LISTED
 from procedures_db.search import short_titles
 from procedures_db.text import tokens
 
-# Three fit a phone screen with the asked fact beside each (tests/test_widget_phone.py); the
-# resolver's fourth is rarely the right one.
-MAX_CANDIDATES = 3
 # Facts short enough to compare across candidates (procedures_db.answers.key_facts).
 COMPARABLE = ("time", "fee", "place", "online")
 CANDIDATES_SLOT = "procedure_candidates"
@@ -46,7 +44,7 @@ async def offer(
     """Up to three candidates (the resolver chose them) as buttons (channels without buttons
     number them), with the asked fact first: said once when they agree, one short line each
     when they differ."""
-    candidates = [{"code": hit.code, "name": hit.name} for hit in hits[:MAX_CANDIDATES]]
+    candidates = [{"code": hit.code, "name": hit.name} for hit in hits[:MAX_LISTED]]
     fact = facts[0] if facts and facts[0] in COMPARABLE else None
     details = await _details(candidates) if fact else None
     if details:

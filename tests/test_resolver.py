@@ -14,6 +14,7 @@ from procedures_db.resolver import (
     Decision,
     Resolution,
     decide,
+    evaluation,
     indexes_for,
     load_model,
     resolve,
@@ -239,6 +240,29 @@ def test_thresholds_come_from_the_risk_coverage_curves(model):
         assert curve[t[f"suggest{suffix}"]]["wrong_share"] <= share
         assert curve[t[f"answer{suffix}"]]["wrong_share"] <= share / 2
         assert t[f"suggest{suffix}"] <= t[f"answer{suffix}"]
+
+
+def test_ask_threshold_comes_from_the_ask_curve(model):
+    """Asking which one starts where a list names the most in-scope procedures less the
+    out-of-scope questions it would list, never above 0.5 (none likelier than some)."""
+    curve = model.meta["ask_curve_real"]
+    chosen = next(p for p in curve if p["threshold"] == model.thresholds["ask"])
+    assert model.thresholds["ask"] <= 0.5
+    for p in curve:
+        if p["threshold"] <= 0.5:
+            gain = p["named"] - p["out_of_scope_listed"]
+            assert gain <= chosen["named"] - chosen["out_of_scope_listed"], p
+
+
+def test_choose_ask_prefers_the_highest_of_equal_balances():
+    curve = [
+        {"threshold": 0.3, "named": 10, "out_of_scope_listed": 5},
+        {"threshold": 0.4, "named": 9, "out_of_scope_listed": 4},
+        {"threshold": 0.5, "named": 6, "out_of_scope_listed": 3},
+        {"threshold": 0.6, "named": 9, "out_of_scope_listed": 0},
+    ]
+    assert evaluation.choose_ask(curve, 0.5) == 0.4
+    assert evaluation.choose_ask([], 0.5) == 0.5
 
 
 def candidate(code: str, probability: float) -> Candidate:

@@ -57,6 +57,9 @@ _MAX_DOCUMENTS = 40
 
 # The thresholds of the turns after a conversation's first message carry this suffix.
 IN_CONVERSATION = "_in_conversation"
+# Asking which one lists at most this many: three fit a phone screen with the asked fact beside
+# each (tests/test_widget_phone.py); the resolver's fourth is rarely the right one.
+MAX_LISTED = 3
 
 
 class Decision(str, enum.Enum):

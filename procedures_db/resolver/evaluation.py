@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from procedures_db.resolver import Context, Indexes, Resolution, resolve_with
+from procedures_db.resolver import MAX_LISTED, Context, Indexes, Resolution, resolve_with
 from procedures_db.resolver.datasets import Conversation
 from procedures_db.resolver.model import (
     Group,
@@ -65,6 +65,58 @@ def risk_coverage(
             }
         )
     return curve
+
+
+def _offered_right(group: Group, p: np.ndarray) -> bool:
+    """An acceptable procedure is among the first `MAX_LISTED` names (one per same-named family)."""
+    seen: set = set()
+    for i in np.argsort(-p):
+        key = group.family[i] if group.family is not None else i
+        if key in seen:
+            continue
+        seen.add(key)
+        if group.positive[i]:
+            return True
+        if len(seen) == MAX_LISTED:
+            return False
+    return False
+
+
+def ask_curve(
+    predictions: list[tuple[Group, np.ndarray, float]], model: RankingModel, suggest: float
+) -> list[dict]:
+    """Per threshold on the chance that some candidate fits (1 - none), among the questions the
+    bot does not answer directly: the in-scope ones whose procedure a list would name, and the
+    out-of-scope ones that would get a list instead of a polite "not found"."""
+    rows = []
+    for group, p, p_none in predictions:
+        if len(p) and _top_group_probability(group, p, p_none, model)[1] >= suggest:
+            continue
+        named = bool(len(p)) and _offered_right(group, p)
+        rows.append((1.0 - p_none, named, group.none_positive))
+    curve = []
+    for t in THRESHOLD_GRID:
+        listed = [(named, out) for fits, named, out in rows if fits >= t]
+        curve.append(
+            {
+                "threshold": t,
+                "named": sum(named for named, out in listed if not out),
+                "out_of_scope_listed": sum(out for _, out in listed),
+            }
+        )
+    return curve
+
+
+def choose_ask(curve: list[dict], floor: float) -> float:
+    """The threshold that names the most in-scope procedures less out-of-scope questions listed
+    (each costs a citizen one useless list); the highest such, and none above `floor`, so that
+    a list is shown only when some candidate is at least that likely."""
+    best = max(
+        (p for p in curve if p["threshold"] <= floor),
+        key=lambda p: (p["named"] - p["out_of_scope_listed"], p["threshold"]),
+        default=None,
+    )
+    return best["threshold"] if best else floor
 
 
 def fit_confidence(

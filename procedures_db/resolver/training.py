@@ -291,7 +291,9 @@ def out_of_fold_scores(data: TrainingSet) -> list[tuple[Group, str | None]]:
     return out
 
 
-# Ask which one only when it is more likely that some candidate fits than that none does.
+# Ask which one at most when it is more likely that some candidate fits than that none does;
+# lower when the dev real questions' curve says a list then names more than it wastes
+# (evaluation.choose_ask).
 ASK_SOME_FITS = 0.5
 # A suggestion answers too (the best, with buttons for the alternatives): together with the
 # direct answers, wrong ones stay within 1.5 % of all questions (issue 9 allows 2 %); a plain
@@ -337,6 +339,9 @@ def main_train(out: Path, l2: float = 1.0) -> RankingModel:
     turns = [p for p in predictions if p[0].g[NONE_FEATURES.index("has_current")] > 0]
     turn_curve = evaluation.risk_coverage(turns, model)
     model.thresholds = choose_thresholds(real_curve, DIRECT_WRONG_SHARE) if real_curve else {}
+    ask_curve = evaluation.ask_curve(real, model, model.thresholds.get("suggest", 1.0))
+    if real_curve:
+        model.thresholds["ask"] = evaluation.choose_ask(ask_curve, ASK_SOME_FITS)
     if turn_curve:
         in_turns = choose_thresholds(turn_curve, TURN_WRONG_SHARE)
         model.thresholds.update(
@@ -355,6 +360,7 @@ def main_train(out: Path, l2: float = 1.0) -> RankingModel:
             "risk_coverage": curve,
             "risk_coverage_real": real_curve,
             "risk_coverage_turns": turn_curve,
+            "ask_curve_real": ask_curve,
             "out_of_fold": {
                 part: evaluation.ranking_summary(
                     [(g, *model.probabilities_from_scores(g.x, g.g)) for g, p in oof if p == part],
