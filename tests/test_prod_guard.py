@@ -8,13 +8,13 @@ import logging
 import pytest
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
+from bot.channels.gate import TurnGate
 from bot.production import guard as guard_module
 from bot.production import logmask
 from bot.production.guard import (
     RATE_LIMITED_REPLY,
     TOO_LONG_REPLY,
     SenderRateLimiter,
-    TurnGate,
     apology_text,
     guard,
     record_failure,

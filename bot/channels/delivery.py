@@ -21,6 +21,7 @@ from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels.gate import process_gate
 from bot.channels.handover import held_turn
 from bot.channels.memory import SharedMemory
 from procedures_db.profile import ProvinceProfile, load_profile_or_default, outage_apology
@@ -303,7 +304,7 @@ async def answer_user(
         return
     failed = False
     try:
-        await on_new_message(message)
+        await process_gate().run(on_new_message(message))
     except Exception:
         failed = True
         logger.exception("%s: the bot failed on a message", message.input_channel)

@@ -13,8 +13,9 @@ from rasa.core.channels.rest import RestInput
 from sanic.exceptions import InvalidUsage as BadRequest
 from sanic.request import Request
 
+from bot.channels.gate import process_gate
 from bot.production import rasa_patches
-from bot.production.guard import OnNewMessage, SenderRateLimiter, TurnGate, guard
+from bot.production.guard import OnNewMessage, SenderRateLimiter, guard
 from procedures_db.settings import get_settings
 
 MAX_SENDER_CHARS = 128
@@ -33,7 +34,7 @@ class GuardedRestInput(RestInput):
         self.limiter = SenderRateLimiter(
             settings.sender_messages_per_minute, settings.lock_store_url
         )
-        self.gate = TurnGate(settings.concurrent_turns)
+        self.gate = process_gate()
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> GuardedRestInput:

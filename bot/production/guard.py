@@ -10,7 +10,6 @@ hotline from the province profile.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from typing import Any
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.shared.core.constants import USER_INTENT_RESTART, USER_INTENT_SESSION_START
 
+from bot.channels.gate import TurnGate
 from bot.channels.handover import held_turn
 from procedures_db.profile import load_profile_or_default, outage_apology
 
@@ -159,34 +159,6 @@ class BufferedOutput:
                 ", ".join(sorted(set(failures))) or "no reply",
             )
             await self.inner.send_text_message(recipient_id, apology_text())
-
-
-class TurnGate:
-    """At most `slots` turns at once, the others admitted in arrival order (0: no limit).
-
-    With many citizens at once, asyncio shares the process among every started turn, so each
-    turn's latency grows with the whole crowd; admitted in order, a turn waits its place in the
-    queue and then runs among a few.
-    """
-
-    def __init__(self, slots: int) -> None:
-        self.slots = slots
-        self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        semaphore = self._semaphores.get(loop)
-        if semaphore is None:
-            # A semaphore belongs to one loop; tests and restarts run several one after another.
-            self._semaphores = {loop: asyncio.Semaphore(self.slots)}
-            semaphore = self._semaphores[loop]
-        return semaphore
-
-    async def run(self, turn: Awaitable[Any]) -> Any:
-        if self.slots <= 0:
-            return await turn
-        async with self._semaphore():
-            return await turn
 
 
 def _expects_reply(text: str | None) -> bool:
