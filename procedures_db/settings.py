@@ -61,8 +61,8 @@ class Settings:
     # Chat messages one sender may send per minute through the Rasa webhooks (0 = no limit).
     sender_messages_per_minute: int = 30
     # Turns one Rasa process works on at once, every channel together (bot/channels/gate.py);
-    # later messages wait their turn in arrival order
-    # (0 = no limit). Bounds a burst's tail latency: see BENCHMARKS.md, issue 13.
+    # later messages wait their turn in arrival order (0 = no limit). Bounds a burst's tail
+    # latency: BENCHMARKS.md, "Turns admitted in order".
     concurrent_turns: int = 3
     # Conversations idle for longer than this are deleted by scripts/retention.py.
     tracker_retention_days: int = 180

@@ -135,6 +135,35 @@ async def test_turn_gate_admits_turns_in_arrival_order(profile, slots, most_at_o
     assert all(_texts(output) == ["ok"] for _, output in messages)
 
 
+async def test_zalo_and_messenger_turns_pass_the_same_gate(profile, monkeypatch) -> None:
+    from bot.channels import delivery
+
+    class Collecting(delivery.CountingOutput):
+        async def send_text_message(self, recipient_id: str, text: str, **kwargs) -> None:
+            self.produced += 1
+
+    running, peak = set(), []
+
+    async def bot(message: UserMessage) -> None:
+        running.add(message.sender_id)
+        peak.append(len(running))
+        await asyncio.sleep(0.01)
+        running.discard(message.sender_id)
+        await message.output_channel.send_text_message(message.sender_id, "ok")
+
+    gate = TurnGate(1)
+    monkeypatch.setattr(delivery, "process_gate", lambda: gate)
+    outputs = [Collecting() for _ in range(4)]
+    await asyncio.gather(
+        *(
+            delivery.answer_user(bot, output, UserMessage("phí bao nhiêu", output, f"zalo-{i}"))
+            for i, output in enumerate(outputs)
+        )
+    )
+    assert max(peak) == 1
+    assert [o.produced for o in outputs] == [1, 1, 1, 1]
+
+
 async def test_rate_limit_falls_back_to_local_counting_when_redis_fails() -> None:
     from scripts.stack import free_port
 
