@@ -389,12 +389,12 @@ async def test_real_bot_candidate_buttons(browser: Browser, running_stack):
     choices = page.get_by_role("group", name="Các lựa chọn").last
     await expect(choices.get_by_role("button")).not_to_have_count(0)
     first = choices.get_by_role("button").first
-    title = (await first.inner_text()).strip().rstrip("…")
+    # Read before the click: once the answer arrives, `.last` is the feedback buttons' group.
+    label = (await first.inner_text()).strip()
+    title = label.rstrip("…")
     count = await bot_messages(page).count()
     await first.click()
-    await expect(user_messages(page).last).to_have_text(
-        f"Bạn: {(await first.inner_text()).strip()}"
-    )
+    await expect(user_messages(page).last).to_have_text(f"Bạn: {label}")
     await wait_for_answer(page, count)
     answer = bot_messages(page).filter(has_text="Mã TTHC").last
     await expect(answer).to_contain_text(f"Thủ tục: {title}")
