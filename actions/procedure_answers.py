@@ -200,7 +200,7 @@ def offer_alternatives(
 ) -> list[dict[str, Any]]:
     """After answering the likeliest procedure: the close ones, one tap away."""
     dispatcher.utter_message(
-        text="Nếu bạn hỏi về thủ tục khác, bạn chọn một trong các thủ tục sau:",
+        text="Hay bạn hỏi về thủ tục khác:",  # one line on a phone, with the answer above
         buttons=[
             {"title": short_title(c.name), "payload": choose_payload(c.code)} for c in alternatives
         ],

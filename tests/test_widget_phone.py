@@ -49,27 +49,35 @@ async def phone_page(browser, url: str) -> Page:
     return page
 
 
-async def latest_bubble_fits(page: Page) -> tuple[bool, float, float]:
+async def bubble_fits(page: Page, index: int) -> tuple[bool, float, float]:
     """(bubble top visible and whole bubble no taller than the view, its height, the view's)."""
-    return await page.locator(".message.bot").last.evaluate(
-        """(bubble) => {
+    return (
+        await page.locator(".message.bot")
+        .nth(index)
+        .evaluate(
+            """(bubble) => {
             const scroller = bubble.closest('.scroller');
             const view = scroller.getBoundingClientRect();
             const box = bubble.getBoundingClientRect();
             return [box.top >= view.top - 1 && box.height <= view.height, box.height, view.height];
         }"""
+        )
     )
 
 
-async def answers_of_the_top_procedures() -> dict[str, str]:
-    """The bot's real first reply (custom action, full database) to each question."""
+async def answers_of_the_top_procedures() -> dict[str, list[dict]]:
+    """The bot's real first reply (custom action, full database) to each question: its messages
+    as Rasa sends them (the answer, then close alternatives when it offers them)."""
     replies = {}
     for item in TOP["procedures"]:
         for intent, template in QUESTIONS.items():
             question = template.format(name=item["name"].lower())
             chat = Chat()
-            text = await chat.say(question, intent, procedure_code=item["code"])
-            replies[question] = {"text": text, "buttons": chat.buttons}
+            await chat.say(question, intent, procedure_code=item["code"])
+            replies[question] = [
+                {"text": m.get("text") or "", "buttons": m.get("buttons") or []}
+                for m in chat.messages
+            ]
     return replies
 
 
@@ -85,20 +93,41 @@ async def test_every_first_reply_of_the_top_procedures_fits_one_screen(
     use_full_db: str,
 ) -> None:
     replies = await answers_of_the_top_procedures()
-    fake_rasa.answer = lambda message: [replies[message]]
+    fake_rasa.answer = lambda message: replies[message]
     page = await phone_page(browser, web_server.url)
     too_tall = []
-    for question, reply in replies.items():
+    for question, messages in replies.items():
         count = await bot_messages(page).count()
         await ask(page, question)
-        await expect(bot_messages(page)).to_have_count(count + 1)
-        fits, height, view = await latest_bubble_fits(page)
-        if not fits:
-            too_tall.append((question, round(height), round(view)))
-        if "cần giấy tờ gì" in question and "Thành phần hồ sơ:\n" in reply["text"]:
-            first = reply["text"].split("Thành phần hồ sơ:\n", 1)[1].splitlines()[0]
+        await expect(bot_messages(page)).to_have_count(count + len(messages))
+        for k in range(len(messages)):  # each bubble, the answer first
+            fits, height, view = await bubble_fits(page, count + k)
+            if not fits:
+                too_tall.append((question, k, round(height), round(view)))
+        text = messages[0]["text"]
+        if "cần giấy tờ gì" in question and "Thành phần hồ sơ:\n" in text:
+            first = text.split("Thành phần hồ sơ:\n", 1)[1].splitlines()[0]
             assert first.startswith(("1. ", "Tùy trường hợp")), (question, first)
     assert not too_tall, f"{len(too_tall)} replies taller than the screen: {too_tall}"
+
+
+async def test_an_answer_with_alternatives_is_shown_from_the_answer(
+    browser,
+    web_server,  # noqa: F811
+    fake_rasa,  # noqa: F811
+) -> None:
+    answer = "Thủ tục: Thử (Mã TTHC: 9.999999)\n" + "\n".join(f"dòng {i}" for i in range(24))
+    button = {"title": "Thủ tục khác", "payload": "/choose"}
+    others = {"text": "Hay bạn hỏi về thủ tục khác:", "buttons": [button]}
+    fake_rasa.answer = lambda _message: [{"text": answer}, others]
+    page = await phone_page(browser, web_server.url)
+    count = await bot_messages(page).count()
+    await ask(page, "câu hỏi")
+    await expect(bot_messages(page)).to_have_count(count + 2)
+    fits, height, view = await bubble_fits(page, count)
+    alternatives = await bot_messages(page).nth(count + 1).evaluate("(b) => b.offsetHeight")
+    assert height < view < height + alternatives  # the answer fits, not with the alternatives
+    assert fits, (height, view)  # the answer's first line is in view, not only the buttons
 
 
 async def test_a_long_answer_is_shown_from_its_top(

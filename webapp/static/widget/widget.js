@@ -238,11 +238,13 @@
     scroller.scrollTop = scroller.scrollHeight;
   };
 
-  // A bot answer taller than the view is shown from its top (where the asked fact is), not its end.
+  // A bot answer taller than the view is shown from its top (where the asked fact is), not its
+  // end; so is a reply of several bubbles (the answer, then close alternatives) that together
+  // are taller than the view.
   const scrollToMessage = (bubble) => {
     const scroller = log.parentElement;
     const top = bubble.offsetTop - log.offsetTop;
-    if (bubble.offsetHeight > scroller.clientHeight) scroller.scrollTop = top;
+    if (log.scrollHeight - top > scroller.clientHeight) scroller.scrollTop = top;
     else scrollToEnd();
   };
   const scrollToLatest = () => {
@@ -385,9 +387,11 @@
         message.status = undefined;
         refreshStatus(message);
         showTyping(false);
+        const first = log.children.length;
         for (const reply of replies) {
           addMessage({ from: "bot", text: reply.text, buttons: reply.buttons, image: reply.image });
         }
+        if (log.children[first]) scrollToMessage(log.children[first]);
         saveState();
         wakePoll(); // a held conversation's automatic answers come through the updates
         return;
