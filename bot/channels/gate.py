@@ -20,16 +20,15 @@ class TurnGate:
 
     def __init__(self, slots: int) -> None:
         self.slots = slots
-        self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._held: asyncio.Semaphore | None = None
 
     def _semaphore(self) -> asyncio.Semaphore:
+        # A semaphore belongs to one loop; tests and restarts run several one after another.
         loop = asyncio.get_running_loop()
-        semaphore = self._semaphores.get(loop)
-        if semaphore is None:
-            # A semaphore belongs to one loop; tests and restarts run several one after another.
-            self._semaphores = {loop: asyncio.Semaphore(self.slots)}
-            semaphore = self._semaphores[loop]
-        return semaphore
+        if self._held is None or self._loop is not loop:
+            self._loop, self._held = loop, asyncio.Semaphore(self.slots)
+        return self._held
 
     async def run(self, turn: Awaitable[Any]) -> Any:
         if self.slots <= 0:
