@@ -22,7 +22,7 @@ from procedures_db.resolver import (
 )
 from procedures_db.resolver.datasets import conversations, real_questions
 from procedures_db.resolver.examples import ExampleIndex, LabelledText
-from procedures_db.resolver.features import focus_text, life_event_text
+from procedures_db.resolver.features import focus_text, life_event_text, yes_no_question
 from procedures_db.resolver.model import fit, fit_trees, scored
 from procedures_db.resolver.training import Example, fold_example_indexes, to_group
 from procedures_db.search import search
@@ -141,6 +141,30 @@ def test_a_new_procedure_named_briefly_switches(indexes, model):
     }
     assert best(indexes, model, "sổ đỏ thì sao", current=LICENCE_EXCHANGE) in LAND
     assert best(indexes, model, "thế còn đăng ký kết hôn", current=BIRTH) == MARRIAGE
+
+
+SINGLE_STATUS = "1.004873"  # Cấp Giấy xác nhận tình trạng hôn nhân
+
+
+def test_a_yes_or_no_question_is_told_by_its_last_word():
+    for text in (
+        "có cần giấy xác nhận ko",
+        "co can so ho khau khong a",
+        "nộp online đc k ạ",
+        "xong chưa",
+    ):
+        assert yes_no_question(text), text
+    for text in ("có cần giấy tờ gì", "nộp ở đâu", "lệ phí bao nhiêu ạ", "", "ko cần gì"):
+        assert not yes_no_question(text), text
+
+
+def test_asking_whether_a_document_is_needed_keeps_the_procedure(indexes, model):
+    """Whether a document is needed is asked of the current procedure; where to get the
+    document names the procedure that issues it."""
+    needed = "vậy có bắt buộc phải có giấy xác nhận tình trạng hôn nhân không"
+    assert best(indexes, model, needed, current=MARRIAGE) == MARRIAGE
+    where = "giấy xác nhận tình trạng hôn nhân xin ở đâu"
+    assert best(indexes, model, where, current=MARRIAGE) == SINGLE_STATUS
 
 
 def test_a_new_procedure_of_the_current_field_is_found(indexes, model):

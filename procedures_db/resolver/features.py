@@ -74,6 +74,9 @@ CANDIDATE_FEATURES = (
     "near_full_log",
     "specific_words",
     "specific_words_focus",
+    "current_yes_no",
+    "current_text_explains",
+    "in_current_record",
 )
 NONE_FEATURES = (
     "bias",
@@ -174,6 +177,26 @@ def follow_up_shape(message: str) -> bool:
     )
 
 
+@lru_cache(maxsize=1)
+def _yes_no_words() -> tuple[frozenset[str], frozenset[str]]:
+    """Folded words that end a yes-or-no question ("không" as typed: "ko", "k", "hong"; and
+    "chưa"), and the final particles that may follow them ("ạ"): from the vocabulary."""
+    vocabulary = load_vocabulary()
+    typed = {k for k, v in vocabulary.chat_abbreviations.items() if v == "không"}
+    endings = frozenset(" ".join(tokens(w)) for w in typed | {"không", "chưa"})
+    return endings, frozenset(" ".join(tokens(w)) for w in vocabulary.final_particles)
+
+
+def yes_no_question(message: str) -> bool:
+    """The message ends asking yes or no ("… có cần sổ hộ khẩu không ạ"): in a conversation,
+    mostly about the current procedure, even when it names a document another one issues."""
+    endings, particles = _yes_no_words()
+    words = tokens(message)
+    while words and words[-1] in particles:
+        words.pop()
+    return bool(words) and words[-1] in endings
+
+
 def _inverse_rank(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """1 / (1 + rank) of each candidate in `scores` (0 for a zero score)."""
     mine = scores[ids]
@@ -225,6 +248,7 @@ class QueryView:
     words_focus: int
     codes: list[int]
     follow_up_shape: bool  # "còn …", "thế còn …", "… thì sao"
+    yes_no: bool  # ends asking yes or no ("… có cần X không")
     name_in_field: np.ndarray  # name_full within the current procedure's field (else zeros)
     near_full: np.ndarray  # closeness to remembered questions about each procedure (examples)
     near_focus: np.ndarray
@@ -275,6 +299,7 @@ def view(
         words_focus=len(set(focus_words)),
         codes=codes,
         follow_up_shape=shape,
+        yes_no=yes_no_question(message),
         current=current,
         name_in_field=(
             np.where(records.field_ids == records.field_ids[current], name_full, 0.0)
@@ -334,6 +359,11 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
     explained_focus = np.array([_coverage(v.focus_words, records.name_tokens[i]) for i in ids])
     specific = _specific(records, ids, v.query_words)
     specific_focus = _specific(records, ids, v.focus_words)
+    current_words = records.whole_words[v.current] if v.current is not None else set()
+    current_explains = _coverage(v.query_words, current_words)
+    in_current = np.array(
+        [0.0 if i == v.current else _coverage(records.name_tokens[i], current_words) for i in ids]
+    )
     rival_explained = explained_focus[is_current == 0]
     rival_coverage = float(rival_explained.max()) if len(rival_explained) else 0.0
     columns = [
@@ -378,6 +408,9 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
         np.log1p(v.near_full[ids]),
         specific,
         specific_focus,
+        is_current * float(v.yes_no),
+        is_current * current_explains,
+        in_current,
     ]
     return np.column_stack(columns)
 

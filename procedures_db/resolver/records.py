@@ -104,12 +104,14 @@ class RecordIndex:
         self.name_tokens = [set(tokens) for tokens in name_tokens]
         self.name_df = Counter(word for tokens in self.name_tokens for word in tokens)
         self.names = Bm25([with_pairs(tokens) for tokens in name_tokens])
-        self.whole = Bm25(
-            [
-                with_pairs(tokens + doc_tokens(f"{r.field or ''} . {r.text}"))
-                for tokens, r in zip(name_tokens, self.records, strict=True)
-            ]
-        )
+        whole_tokens = [
+            tokens + doc_tokens(f"{r.field or ''} . {r.text}")
+            for tokens, r in zip(name_tokens, self.records, strict=True)
+        ]
+        self.whole = Bm25([with_pairs(tokens) for tokens in whole_tokens])
+        # What a record's whole text mentions (its documents above all): a follow-up asking
+        # whether a document is needed names words the current record holds.
+        self.whole_words = [set(tokens) for tokens in whole_tokens]
         # Field ids ("Đất đai", "Cấp, quản lý căn cước"): a conversation tends to stay in one.
         fields: dict[str, int] = {}
         self.field_ids = np.array(
