@@ -45,6 +45,7 @@ from actions.questions import (
 )
 from procedures_db.profile import ProvinceProfile, contact_hint, outage_apology
 from procedures_db.resolver import Candidate, Context, Decision
+from procedures_db.resolver.features import earlier_procedures
 from procedures_db.search import short_title
 
 logger = logging.getLogger(__name__)
@@ -90,12 +91,26 @@ def procedure_span(tracker: Tracker, text: str) -> str | None:
     return text[min(starts) : max(ends)]
 
 
+def procedures_so_far(tracker: Tracker) -> list[str]:
+    """The procedures this session was about, in turn (the procedure slot's values)."""
+    codes: list[str] = []
+    for event in tracker.events or []:
+        if event.get("event") == "session_started":
+            codes = []
+        elif event.get("event") == "slot" and event.get("name") == PROCEDURE_SLOT:
+            codes += [event["value"]] if isinstance(event.get("value"), str) else []
+    return codes
+
+
 def context_of(tracker: Tracker, text: str) -> Context:
     offered = tracker.get_slot(CANDIDATES_SLOT) or []
+    current = tracker.get_slot(PROCEDURE_SLOT)
+    earlier = earlier_procedures(procedures_so_far(tracker))[1]
     return Context(
-        current=tracker.get_slot(PROCEDURE_SLOT),
+        current=current,
         offered=tuple(c["code"] for c in offered if isinstance(c, dict) and c.get("code")),
         span=procedure_span(tracker, text),
+        earlier=tuple(c for c in earlier if c != current),
     )
 
 

@@ -24,7 +24,7 @@ from actions.disambiguation import choose_payload, offer
 from actions.fallback import ActionFallback, ActionOutOfScope
 from actions.feedback import ActionFeedback
 from actions.human_handoff import ActionHumanHandoff
-from actions.procedure_answers import ActionAnswerProcedure
+from actions.procedure_answers import ActionAnswerProcedure, context_of
 from procedures_db.queries import get_procedure
 from procedures_db.settings import PROJECT_ROOT, get_settings
 
@@ -66,6 +66,7 @@ class Chat:
     def __init__(self, slots: dict[str, Any] | None = None) -> None:
         self.slots: dict[str, Any] = {"fallback_count": 0.0, **(slots or {})}
         self.messages: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # as Rasa sends them: the slots set so far
 
     async def say(
         self, text: str, intent: str, *, pieces: tuple[str, ...] = (), **entities: str
@@ -82,13 +83,16 @@ class Chat:
             "entities": [{"entity": name, "value": value} for name, value in entities.items()]
             + [fragment(text, piece) for piece in pieces],
         }
-        tracker = Tracker("citizen", dict(self.slots), latest, [], False, None, {}, "action_listen")
+        tracker = Tracker(
+            "citizen", dict(self.slots), latest, list(self.events), False, None, {}, "action_listen"
+        )
         dispatcher = CollectingDispatcher()
         events = await ACTIONS[action_name].run(dispatcher, tracker, DOMAIN)
         for event in events:
             if event["event"] == "slot":
                 assert event["name"] in DOMAIN["slots"], f"slot {event['name']} not in domain.yml"
                 self.slots[event["name"]] = event["value"]
+                self.events.append(event)
         # A response named by the action is rendered by Rasa from the domain.
         self.messages = [
             {**m, "text": DOMAIN["responses"][m["response"]][0]["text"]} if m.get("response") else m
@@ -303,6 +307,30 @@ async def test_naming_another_procedure_switches(use_full_db: str) -> None:
     assert chat.slots["procedure_code"] == "1.000894"
     again = await chat.say("lệ phí bao nhiêu", "ask_fee")
     assert "Mã TTHC: 1.000894" in again
+
+
+def test_the_context_holds_the_earlier_procedures_of_the_session() -> None:
+    def slot(code: str | None) -> dict[str, Any]:
+        return {"event": "slot", "name": "procedure_code", "value": code}
+
+    events = [slot("9.999999"), {"event": "session_started"}, slot(LICENCE), slot(None)]
+    events += [slot("1.000894"), slot(LICENCE), slot("1.001193")]
+    tracker = Tracker(
+        "citizen", {"procedure_code": "1.001193"}, {}, events, False, None, {}, "action_listen"
+    )
+    context = context_of(tracker, "quay lại vụ kết hôn")
+    assert context.current == "1.001193"
+    # Latest first, each once; nothing from before the session started.
+    assert context.earlier == (LICENCE, "1.000894")
+
+
+async def test_going_back_to_an_earlier_procedure(use_full_db: str) -> None:
+    chat = Chat()
+    await chat.say("đổi bằng lái mất bao lâu", "ask_processing_time", procedure_code=LICENCE)
+    await chat.say("thế còn đăng ký kết hôn cần giấy tờ gì", "ask_documents")
+    assert chat.slots["procedure_code"] == "1.000894"
+    reply = await chat.say("quay lại chuyện đổi bằng lái, lệ phí bao nhiêu", "ask_fee")
+    assert "Mã TTHC: 3.000347" in reply
 
 
 async def test_entity_fragments_are_read_as_one_name(use_full_db: str) -> None:

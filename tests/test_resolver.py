@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from procedures_db.resolver import (
+    MAX_LISTED,
     Candidate,
     Context,
     Decision,
@@ -144,6 +145,7 @@ def test_a_new_procedure_named_briefly_switches(indexes, model):
 
 
 SINGLE_STATUS = "1.004873"  # Cấp Giấy xác nhận tình trạng hôn nhân
+LAND_TRANSFER = "1.013831"  # Đăng ký biến động (chuyển nhượng, tặng cho, thừa kế)
 
 
 def test_a_yes_or_no_question_is_told_by_its_last_word():
@@ -159,10 +161,22 @@ def test_a_yes_or_no_question_is_told_by_its_last_word():
 
 
 def test_asking_whether_a_document_is_needed_keeps_the_procedure(indexes, model):
-    """Whether a document is needed is asked of the current procedure; where to get the
-    document names the procedure that issues it."""
-    needed = "vậy có bắt buộc phải có giấy xác nhận tình trạng hôn nhân không"
-    assert best(indexes, model, needed, current=MARRIAGE) == MARRIAGE
+    """Whether a document is needed is asked of the current procedure: never answered outright
+    as the procedure that issues the document, the current one is offered. Where to get the
+    document names the issuer."""
+    for needed in (
+        "vậy có bắt buộc phải có giấy xác nhận tình trạng hôn nhân không",
+        "có phải xin giấy xác nhận độc thân không",
+    ):
+        resolution = resolve_with(indexes, model, needed, Context(current=MARRIAGE))
+        offered = [c.code for c in resolution.candidates[:MAX_LISTED]]
+        assert resolution.decision is not Decision.ANSWER or offered[0] == MARRIAGE, needed
+        assert MARRIAGE in offered, needed
+    for needed, current in (
+        ("có cần giấy khám sức khỏe không", LICENCE_EXCHANGE),
+        ("có cần hợp đồng công chứng ko", LAND_TRANSFER),
+    ):
+        assert best(indexes, model, needed, current=current) == current, needed
     where = "giấy xác nhận tình trạng hôn nhân xin ở đâu"
     assert best(indexes, model, where, current=MARRIAGE) == SINGLE_STATUS
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from procedures_db.resolver import MAX_LISTED, Context, Indexes, Resolution, resolve_with
 from procedures_db.resolver.datasets import Conversation
+from procedures_db.resolver.features import earlier_procedures
 from procedures_db.resolver.model import (
     Group,
     RankingModel,
@@ -233,15 +234,17 @@ def evaluate_conversations(indexes: Indexes, model: RankingModel, rows: list[Con
     turns (no acceptable code) that were not answered directly."""
     turns = ranked = answered = stale = out_of_scope = declined = 0
     for conversation in rows:
-        current = None
+        chosen: list[str] = []  # the procedures the conversation was about, in turn
         for turn in conversation.turns:
-            resolution: Resolution = resolve_with(indexes, model, turn.text, Context(current))
+            current, earlier = earlier_procedures(chosen)
+            context = Context(current, earlier=earlier)
+            resolution: Resolution = resolve_with(indexes, model, turn.text, context)
             best = resolution.best.code if resolution.best else None
             sure = resolution.decision.value in ("answer", "suggest")
             if not turn.codes:
                 out_of_scope += 1
                 declined += not sure
-                current = best if sure else current
+                chosen += [best] if sure else []
                 continue
             turns += 1
             ranked += best in turn.codes
@@ -249,10 +252,10 @@ def evaluate_conversations(indexes: Indexes, model: RankingModel, rows: list[Con
             if turn.switch and current and best == current and current not in turn.codes:
                 stale += 1
             if sure:
-                current = best
+                chosen.append(best)
             else:  # the bot asked: the citizen picks the right one when it was offered
                 offered = [c.code for c in resolution.candidates[:5] if c.code in turn.codes]
-                current = offered[0] if offered else current
+                chosen += offered[:1]
     return {
         "conversations": len(rows),
         "turns": turns,

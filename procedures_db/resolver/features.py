@@ -77,6 +77,7 @@ CANDIDATE_FEATURES = (
     "current_yes_no",
     "current_text_explains",
     "in_current_record",
+    "is_earlier",
 )
 NONE_FEATURES = (
     "bias",
@@ -100,6 +101,27 @@ class Context:
     current: str | None = None  # the procedure the conversation is about
     offered: tuple[str, ...] = ()  # candidates the bot last offered
     span: str | None = None  # the text the NLU tagged as a procedure
+    # the procedures the conversation was about before the current one, latest first:
+    # "thôi quay lại vụ sang tên" goes back to one of them
+    earlier: tuple[str, ...] = ()
+
+
+MAX_EARLIER = 3
+
+
+def earlier_than(new: str, current: str | None, earlier: tuple[str, ...]) -> tuple[str, ...]:
+    """The earlier procedures once the conversation moves from `current` to `new`."""
+    kept = [c for c in (current, *earlier) if c and c != new]
+    return tuple(dict.fromkeys(kept))[:MAX_EARLIER]
+
+
+def earlier_procedures(codes: list[str]) -> tuple[str | None, tuple[str, ...]]:
+    """The current and the earlier procedures of a conversation that was about `codes` in turn."""
+    current, earlier = None, ()
+    for code in codes:
+        if code and code != current:
+            earlier, current = earlier_than(code, current, earlier), code
+    return current, earlier
 
 
 def focus_text(message: str) -> str:
@@ -254,6 +276,7 @@ class QueryView:
     near_focus: np.ndarray
     current: int | None
     offered: list[int]
+    earlier: list[int]
     candidates: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))
 
 
@@ -285,6 +308,7 @@ def view(
     codes = [records.by_code[c] for c in typed if c in records.by_code]
     current = records.by_code.get(context.current) if context.current else None
     offered = [records.by_code[c] for c in context.offered if c in records.by_code]
+    earlier = [records.by_code[c] for c in context.earlier if c in records.by_code]
     v = QueryView(
         name_full=name_full,
         name_life=names.read(life)[0] if life else zeros,
@@ -307,6 +331,7 @@ def view(
             else zeros
         ),
         offered=offered,
+        earlier=earlier,
         near_full=examples.scores(full_terms) if examples else zeros,
         near_focus=(examples.scores(focus_terms) if examples and focus != message else zeros),
     )
@@ -326,6 +351,7 @@ def view(
     ids.update(int(i) for scores in near for i in _top(scores, TOP_NEAR))
     ids.update(codes)
     ids.update(offered)
+    ids.update(earlier)
     if current is not None:
         ids.add(current)
     v.candidates = np.array(sorted(ids), dtype=int)
@@ -411,6 +437,7 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
         is_current * float(v.yes_no),
         is_current * current_explains,
         in_current,
+        np.isin(ids, v.earlier).astype(float),
     ]
     return np.column_stack(columns)
 

@@ -41,6 +41,7 @@ from procedures_db.resolver.features import (
     NONE_FEATURES,
     Context,
     candidate_matrix,
+    earlier_than,
     none_vector,
     view,
     without_opening,
@@ -82,19 +83,22 @@ class Example:
 
 
 def turn_examples(conversation: Conversation) -> list[Example]:
-    """Each turn in its context: the current procedure is the previous turn's first code."""
-    out, current = [], None
+    """Each turn in its context: the current procedure is the previous turn's first code, the
+    earlier ones those before it (latest first)."""
+    out, current, earlier = [], None, ()
     for turn in conversation.turns:
         out.append(
             Example(
                 turn.text,
                 turn.codes,
-                Context(current=current),
+                Context(current=current, earlier=earlier),
                 conversation.source.split(":")[0],
                 conversation.url or conversation.id,
             )
         )
-        current = min(turn.codes) if turn.codes else current
+        if turn.codes and min(turn.codes) != current:
+            earlier = earlier_than(min(turn.codes), current, earlier)
+            current = min(turn.codes)
     return out
 
 
