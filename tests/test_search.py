@@ -280,6 +280,13 @@ def test_narrow_variant_wins_when_asked_for(full_db_engine):
     assert first("đăng ký kết hôn với người nước ngoài", full_db_engine).code == "2.000806"
 
 
+def test_a_named_nationality_is_a_foreign_element(full_db_engine):
+    assert first("đăng ký kết hôn với người hàn quốc", full_db_engine).code == "2.000806"
+    assert first("con tôi có bố là người mỹ, khai sinh ở đâu", full_db_engine).code == "2.000528"
+    # accent-folded "người lao động" is not Laos: no foreign element
+    assert first("đăng ký kết hôn cho người lao động", full_db_engine).code == "1.000894"
+
+
 def test_commune_and_province_beat_central_level(full_db_engine):
     hits = search("cấp đổi thẻ căn cước", 5, engine=full_db_engine)
     assert codes(hits)[:3] == list(CARD_RENEWAL)
