@@ -58,11 +58,21 @@ def _print_hits(hits: list, as_json: bool) -> None:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from procedures_db.search import search
+    from procedures_db.resolver import ModelMissing
 
     if args.limit < 1:
         print("--limit must be at least 1", file=sys.stderr)
         return 2
+    try:
+        return _search(args)
+    except ModelMissing as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+def _search(args: argparse.Namespace) -> int:
+    from procedures_db.search import search
+
     if args.query != "-":
         _print_hits(search(args.query, limit=args.limit), args.json)
         return 0

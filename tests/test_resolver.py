@@ -227,6 +227,26 @@ def test_a_remembered_question_brings_its_procedure(indexes):
     assert not near.scores(indexes.names.terms("xin chào")).any()
 
 
+def test_how_often_a_procedure_was_asked_counts_its_remembered_questions(indexes):
+    """The prior the ranking reads (`asked_before`): per procedure, the remembered questions
+    about it, a question with two acceptable codes counting for each; a page of its own fold
+    is not counted (cross-fitting)."""
+    from procedures_db.resolver.training import _fold_of
+
+    a, b = "https://example.vn/a", "https://example.vn/b"
+    rows = [
+        remembered_question(indexes, "mất bằng lái", (LICENCE_REISSUE,), a),
+        remembered_question(indexes, "vợ sinh con", (MATERNITY, LICENCE_REISSUE), b),
+    ]
+    asked = ExampleIndex(rows, indexes.records).asked
+    assert asked[indexes.records.by_code[LICENCE_REISSUE]] == 2
+    assert asked[indexes.records.by_code[MATERNITY]] == 1
+    assert asked.sum() == 3
+    fold = _fold_of(a)
+    per_fold = fold_example_indexes(indexes, rows)[fold]
+    assert per_fold.asked[indexes.records.by_code[LICENCE_REISSUE]] == int(_fold_of(b) != fold)
+
+
 def test_training_reads_no_remembered_question_of_its_own_page(indexes):
     from procedures_db.resolver.training import FOLDS, _fold_of
 

@@ -473,3 +473,19 @@ def test_search_on_postgresql(tmp_path):
         with admin.begin() as connection:
             connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         admin.dispose()
+
+
+def test_the_cli_names_a_missing_model_without_a_traceback(
+    use_full_db, tmp_path, monkeypatch, capsys
+):
+    from procedures_db.cli import main
+    from procedures_db.settings import get_settings
+
+    missing = tmp_path / "resolver.json"
+    monkeypatch.setenv("RESOLVER_MODEL", str(missing))
+    get_settings.cache_clear()
+    try:
+        assert main(["search", "đổi bằng lái"]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert capsys.readouterr().err.strip() == (f"no resolver model at {missing}: run `make train`")

@@ -45,6 +45,12 @@ class ExampleIndex:
         rows = [(terms, ids) for terms, ids in rows if terms and ids]
         self.bm25 = Bm25([list(terms) for terms, _ in rows]) if rows else None
         self.labels = [np.array(ids, dtype=int) for _, ids in rows]
+        # How often citizens asked about each procedure: most of the 2,600 are never asked,
+        # and of same-named variants one level is asked far more than the others.
+        self.asked = np.bincount(
+            np.concatenate(self.labels) if self.labels else np.zeros(0, dtype=int),
+            minlength=self.size,
+        ).astype(float)
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
         out = np.zeros(self.size)

@@ -78,6 +78,7 @@ CANDIDATE_FEATURES = (
     "current_text_explains",
     "in_current_record",
     "is_earlier",
+    "asked_before",
 )
 NONE_FEATURES = (
     "bias",
@@ -274,6 +275,7 @@ class QueryView:
     name_in_field: np.ndarray  # name_full within the current procedure's field (else zeros)
     near_full: np.ndarray  # closeness to remembered questions about each procedure (examples)
     near_focus: np.ndarray
+    asked: np.ndarray  # how many remembered questions were about each procedure
     current: int | None
     offered: list[int]
     earlier: list[int]
@@ -334,6 +336,7 @@ def view(
         earlier=earlier,
         near_full=examples.scores(full_terms) if examples else zeros,
         near_focus=(examples.scores(focus_terms) if examples and focus != message else zeros),
+        asked=examples.asked if examples else zeros,
     )
     if examples and focus == message:
         v.near_focus = v.near_full
@@ -438,6 +441,7 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
         is_current * current_explains,
         in_current,
         np.isin(ids, v.earlier).astype(float),
+        np.log1p(v.asked[ids]),
     ]
     return np.column_stack(columns)
 
