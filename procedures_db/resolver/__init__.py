@@ -10,7 +10,8 @@ page and the API through `procedures_db.search.search`, which is this ranking wi
 
 The ranking is learned (`procedures_db.resolver.model`, built by `python -m procedures_db.resolver
 train` from the repository's question sets and the records) over features of the name index, of
-a BM25 index of whole records and of the nearest remembered questions (`features`, `examples`).
+a BM25 index of whole records, of the nearest remembered questions and of how often citizens
+asked about each procedure (`features`, `examples`).
 Follow-up or switch is not a rule: the current procedure is one more candidate, with features
 saying it is current and how much new the message names, and wins or loses on probability.
 """

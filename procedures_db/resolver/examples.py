@@ -4,7 +4,8 @@ Stories name situations that records rarely word the same way ("vợ tôi mới 
 bao lâu" is the maternity benefit); the question sets' dev parts hold many such messages with their
 acceptable procedures. BM25 over the analysed terms of those questions (the index's own analysis:
 accents, shorthand, typos); a procedure's score is the best score among the questions labelled
-with it. The model weighs it like any other list.
+with it. The model weighs it like any other list, and how many remembered questions each
+procedure has (a prior: of 2,600 procedures citizens ask about a few hundred).
 
 Training reads every example through an index that holds no question of its own fold (the folds
 of the out-of-fold figures), so the model learns how far to trust a neighbour it has not seen;
