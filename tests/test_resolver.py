@@ -227,6 +227,34 @@ def test_a_remembered_question_brings_its_procedure(indexes):
     assert not near.scores(indexes.names.terms("xin chào")).any()
 
 
+def test_the_regression_over_remembered_questions_tells_close_procedures_apart(indexes):
+    """Two remembered stories share most words; the regression weighs the words that differ,
+    so each new message goes to the procedure of the story it matches in those words."""
+    foreign_birth = "2.000528"  # Thủ tục đăng ký khai sinh có yếu tố nước ngoài
+    rows = [
+        remembered_question(
+            indexes,
+            "con tôi mới sinh ở bệnh viện, làm giấy khai sinh cho cháu ở đâu",
+            (BIRTH,),
+            "a",
+        ),
+        remembered_question(
+            indexes,
+            "con tôi mới sinh, bố cháu là người nước ngoài, làm giấy khai sinh cho cháu ở đâu",
+            (foreign_birth,),
+            "b",
+        ),
+    ]
+    index = ExampleIndex(rows, indexes.records)
+    plain, foreign = indexes.records.by_code[BIRTH], indexes.records.by_code[foreign_birth]
+    told = index.ridge_scores(indexes.names.terms("chồng tôi người nước ngoài, con mới sinh"))
+    assert told[foreign] > told[plain]
+    told = index.ridge_scores(indexes.names.terms("vợ sinh ở bệnh viện huyện, làm khai sinh"))
+    assert told[plain] > told[foreign]
+    assert not index.ridge_scores(indexes.names.terms("xin chào")).any()
+    assert not ExampleIndex([], indexes.records).ridge_scores(["sinh"]).any()
+
+
 def test_how_often_a_procedure_was_asked_counts_its_remembered_questions(indexes):
     """The prior the ranking reads (`asked_before`): per procedure, the remembered questions
     about it, a question with two acceptable codes counting for each; a page of its own fold

@@ -79,6 +79,8 @@ CANDIDATE_FEATURES = (
     "in_current_record",
     "is_earlier",
     "asked_before",
+    "ridge",
+    "rank_ridge",
 )
 NONE_FEATURES = (
     "bias",
@@ -276,6 +278,7 @@ class QueryView:
     near_full: np.ndarray  # closeness to remembered questions about each procedure (examples)
     near_focus: np.ndarray
     asked: np.ndarray  # how many remembered questions were about each procedure
+    ridge: np.ndarray  # the remembered questions' regression onto procedures
     current: int | None
     offered: list[int]
     earlier: list[int]
@@ -337,6 +340,7 @@ def view(
         near_full=examples.scores(full_terms) if examples else zeros,
         near_focus=(examples.scores(focus_terms) if examples and focus != message else zeros),
         asked=examples.asked if examples else zeros,
+        ridge=examples.ridge_scores(full_terms) if examples else zeros,
     )
     if examples and focus == message:
         v.near_focus = v.near_full
@@ -348,7 +352,7 @@ def view(
     if allowed is not None:
         lists = [np.where(allowed, scores, 0.0) for scores in lists]
     ids = {int(i) for scores in lists for i in _top(scores, TOP_PER_LIST)}
-    near = [v.near_full, v.near_focus]
+    near = [v.near_full, v.near_focus, v.ridge]
     if allowed is not None:
         near = [np.where(allowed, scores, 0.0) for scores in near]
     ids.update(int(i) for scores in near for i in _top(scores, TOP_NEAR))
@@ -442,6 +446,8 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
         in_current,
         np.isin(ids, v.earlier).astype(float),
         np.log1p(v.asked[ids]),
+        v.ridge[ids],
+        _inverse_rank(v.ridge, ids),
     ]
     return np.column_stack(columns)
 
