@@ -81,6 +81,7 @@ CANDIDATE_FEATURES = (
     "asked_before",
     "ridge",
     "rank_ridge",
+    "ridge_focus",
 )
 NONE_FEATURES = (
     "bias",
@@ -279,6 +280,7 @@ class QueryView:
     near_focus: np.ndarray
     asked: np.ndarray  # how many remembered questions were about each procedure
     ridge: np.ndarray  # the remembered questions' regression onto procedures
+    ridge_focus: np.ndarray
     current: int | None
     offered: list[int]
     earlier: list[int]
@@ -341,6 +343,7 @@ def view(
         near_focus=(examples.scores(focus_terms) if examples and focus != message else zeros),
         asked=examples.asked if examples else zeros,
         ridge=examples.ridge_scores(full_terms) if examples else zeros,
+        ridge_focus=examples.ridge_scores(focus_terms) if examples else zeros,
     )
     if examples and focus == message:
         v.near_focus = v.near_full
@@ -448,6 +451,7 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
         np.log1p(v.asked[ids]),
         v.ridge[ids],
         _inverse_rank(v.ridge, ids),
+        v.ridge_focus[ids],
     ]
     return np.column_stack(columns)
 
