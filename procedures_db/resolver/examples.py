@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.preprocessing import normalize
+from scipy import sparse
 
 from procedures_db.resolver.records import Bm25, RecordIndex
 
@@ -65,9 +65,10 @@ class ExampleIndex:
         self.ridge = None
         if self.bm25 is None:
             return
-        x = normalize(self.bm25.matrix.tocsr())
+        x = self.bm25.matrix.tocsr()
+        x = sparse.diags(1.0 / np.sqrt(x.multiply(x).sum(axis=1).A1)) @ x  # rows of length 1
         kernel = (x @ x.T).toarray()
-        classes = np.unique(np.concatenate(self.labels))
+        classes = np.flatnonzero(self.asked)
         column = {c: j for j, c in enumerate(classes)}
         targets = np.zeros((len(self.labels), len(classes)))
         for i, ids in enumerate(self.labels):

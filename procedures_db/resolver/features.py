@@ -343,10 +343,11 @@ def view(
         near_focus=(examples.scores(focus_terms) if examples and focus != message else zeros),
         asked=examples.asked if examples else zeros,
         ridge=examples.ridge_scores(full_terms) if examples else zeros,
-        ridge_focus=examples.ridge_scores(focus_terms) if examples else zeros,
+        ridge_focus=examples.ridge_scores(focus_terms) if examples and focus != message else zeros,
     )
     if examples and focus == message:
         v.near_focus = v.near_full
+        v.ridge_focus = v.ridge
     lists = [v.name_full, v.name_focus, v.name_span, v.name_life, v.record_full, v.record_focus]
     if current is not None:
         # "còn cấp lại khi bị mất thì sao" after "đổi bằng lái": the best names of the current
