@@ -307,6 +307,7 @@ class Stack:
     def wait_ready(self, name: str, timeout_s: float = 180.0) -> None:
         deadline = time.monotonic() + timeout_s
         url = self.health_url(name)
+        last_error: Exception | None = None
         while time.monotonic() < deadline:
             process = self.processes[name]
             if process.poll() is not None:
@@ -316,9 +317,12 @@ class Stack:
             try:
                 with urllib.request.urlopen(url, timeout=2):
                     return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+                last_error = error
                 time.sleep(0.5)
-        raise TimeoutError(f"{name} not ready after {timeout_s:.0f}s; see {self.log_dir}")
+        raise TimeoutError(
+            f"{name} not ready after {timeout_s:.0f}s ({url}: {last_error!r}); see {self.log_dir}"
+        )
 
     def wait_restarted(self, name: str, old: subprocess.Popen, timeout_s: float = 480.0) -> None:
         """Wait until the supervisor replaced `old` and the new process is ready."""

@@ -275,6 +275,50 @@ def test_how_often_a_procedure_was_asked_counts_its_remembered_questions(indexes
     assert per_fold.asked[indexes.records.by_code[LICENCE_REISSUE]] == int(_fold_of(b) != fold)
 
 
+def test_a_turn_that_keeps_its_procedure_is_told_by_its_words(indexes):
+    """The conversations' turns teach whether a message keeps the current procedure (a
+    follow-up about its papers) or moves (names something else); follow-ups are not remembered
+    questions: they name no procedure, so they bring none and are not counted as asked."""
+    from procedures_db.resolver.datasets import Conversation, Turn
+    from procedures_db.resolver.training import remembered
+
+    chats = [
+        Conversation(
+            f"c{i}",
+            f"https://example.vn/{i}",
+            (
+                Turn("đổi bằng lái xe hết hạn", frozenset({LICENCE_EXCHANGE})),
+                Turn(kept, frozenset({LICENCE_EXCHANGE})),
+                Turn(moved, frozenset({BIRTH}), switch=True),
+            ),
+            "multiturn",
+        )
+        for i, (kept, moved) in enumerate(
+            [
+                ("có cần giấy khám sức khỏe không", "còn làm giấy khai sinh cho con thì sao"),
+                ("phải mang ảnh thẻ không", "thế còn khai sinh cho bé"),
+                ("bản photo cccd có cần công chứng ko", "con mới sinh đăng ký khai sinh ở đâu"),
+            ]
+        )
+    ]
+    rows = remembered(indexes, chats)
+    assert [(r.current, r.follow_up) for r in rows[:3]] == [
+        (None, False),
+        (LICENCE_EXCHANGE, True),
+        (LICENCE_EXCHANGE, False),
+    ]
+    index = ExampleIndex(rows, indexes.records)
+
+    def stay(text: str) -> float:
+        return index.stay_score(indexes.names.terms(text))
+
+    assert stay("giấy khám sức khỏe lấy ở bệnh viện nào cũng được à") > 0
+    assert stay("còn khai sinh thì sao") < 0
+    # Named twice per conversation (first turn, switch), never by the follow-ups.
+    assert index.asked.sum() == 6
+    assert not index.scores(indexes.names.terms("phải mang ảnh thẻ không")).any()
+
+
 def test_training_reads_no_remembered_question_of_its_own_page(indexes):
     from procedures_db.resolver.training import FOLDS, _fold_of
 
@@ -370,6 +414,27 @@ def test_decision_rule():
     assert decide(turns, [candidate("a", 0.55)], 0.55, False, 0.0, True) is Decision.SUGGEST
     assert decide(t, [candidate("a", 0.55)], 0.55, False, 0.0, True) is Decision.ASK
     assert decide(t, [candidate("a", 0.05)], 0.05, True, 0.9) is Decision.ANSWER  # a typed code
+
+
+def test_the_build_runs_with_one_hash_salt(monkeypatch, tmp_path):
+    """Same inputs, same model across processes: `train` runs itself again with a fixed
+    PYTHONHASHSEED when it was started without one."""
+    from procedures_db.resolver import __main__ as cli
+
+    calls = []
+
+    def execve(path, argv, env):
+        calls.append((argv, env["PYTHONHASHSEED"]))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli.os, "execve", execve)
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    out = tmp_path / "model.json"
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--out", str(out)])
+    assert calls == [
+        ([cli.sys.executable, "-m", "procedures_db.resolver", "train", "--out", str(out)], "0")
+    ]
 
 
 def test_same_build_same_ranking(indexes):

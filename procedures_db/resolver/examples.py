@@ -35,6 +35,10 @@ class LabelledText:
     terms: tuple[str, ...]
     codes: tuple[str, ...]
     key: str  # the source page: folds never split one
+    # In a conversation: the procedure it was about before this turn, and whether the turn kept
+    # it (a follow-up, which names no procedure: not a remembered question, only a `stay` row).
+    current: str | None = None
+    follow_up: bool = False
 
 
 class ExampleIndex:
@@ -45,6 +49,7 @@ class ExampleIndex:
         rows = [
             (e.terms, [records.by_code[c] for c in e.codes if c in records.by_code])
             for e in examples
+            if not e.follow_up
         ]
         rows = [(terms, ids) for terms, ids in rows if terms and ids]
         self.bm25 = Bm25([list(terms) for terms, _ in rows]) if rows else None
@@ -56,6 +61,7 @@ class ExampleIndex:
             minlength=self.size,
         ).astype(float)
         self._fit_ridge()
+        self._fit_stay([e for e in examples if e.current and e.terms])
 
     def _fit_ridge(self) -> None:
         """Kernel ridge regression from a question's words to its procedures, over the cosine of
@@ -77,6 +83,33 @@ class ExampleIndex:
         # Per word, its share of every procedure's score (the questions' weights folded into
         # the words), so a message costs a few rows, not a product over every question.
         self.ridge = ((x.T @ weights).astype(np.float32), classes)
+
+    def _fit_stay(self, turns: Sequence[LabelledText]) -> None:
+        """Whether a turn's words keep the conversation's procedure ("có cần giấy khám sức khỏe
+        không") or move to another ("còn sổ bhxh mất thì sao"): the same kind of regression
+        over the conversations' turns, targets +1 (kept) and -1 (moved). It reads the analysed
+        words only: with the asking words as typed too, "còn phí thì sao" read as a move."""
+        self.stay = None
+        if len({e.follow_up for e in turns}) < 2:
+            return
+        bm25 = Bm25([list(e.terms) for e in turns])
+        x = bm25.matrix.tocsr()
+        x = sparse.diags(1.0 / np.sqrt(x.multiply(x).sum(axis=1).A1)) @ x
+        y = np.array([1.0 if e.follow_up else -1.0 for e in turns])
+        mean = float(y.mean())
+        alpha = np.linalg.solve((x @ x.T).toarray() + RIDGE * np.eye(len(y)), y - mean)
+        self.stay = (bm25, x.T @ alpha, mean)
+
+    def stay_score(self, terms: Sequence[str]) -> float:
+        """Above 0: the words of a turn that keeps its procedure; below: of one that moves."""
+        if self.stay is None:
+            return 0.0
+        bm25, by_word, mean = self.stay
+        ids = sorted({bm25.vocab[t] for t in terms if t in bm25.vocab})
+        if not ids:
+            return mean
+        query = bm25.idf[ids]
+        return mean + float(by_word[ids] @ (query / np.linalg.norm(query)))
 
     def ridge_scores(self, terms: Sequence[str]) -> np.ndarray:
         out = np.zeros(self.size)

@@ -82,6 +82,7 @@ CANDIDATE_FEATURES = (
     "ridge",
     "rank_ridge",
     "ridge_focus",
+    "current_stay_words",
 )
 NONE_FEATURES = (
     "bias",
@@ -281,6 +282,7 @@ class QueryView:
     asked: np.ndarray  # how many remembered questions were about each procedure
     ridge: np.ndarray  # the remembered questions' regression onto procedures
     ridge_focus: np.ndarray
+    stay: float  # the turn's words keep the current procedure (>0) or move (<0)
     current: int | None
     offered: list[int]
     earlier: list[int]
@@ -344,6 +346,7 @@ def view(
         asked=examples.asked if examples else zeros,
         ridge=examples.ridge_scores(full_terms) if examples else zeros,
         ridge_focus=examples.ridge_scores(focus_terms) if examples and focus != message else zeros,
+        stay=examples.stay_score(full_terms) if examples and current is not None else 0.0,
     )
     if examples and focus == message:
         v.near_focus = v.near_full
@@ -453,6 +456,7 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
         v.ridge[ids],
         _inverse_rank(v.ridge, ids),
         v.ridge_focus[ids],
+        is_current * v.stay,
     ]
     return np.column_stack(columns)
 

@@ -135,7 +135,9 @@ class RankingModel:
             "thresholds": self.thresholds,
             "meta": self.meta,
             "trees": self.trees.model_to_string() if self.trees else None,
-            "examples": [[list(e.terms), list(e.codes), e.key] for e in self.examples],
+            "examples": [
+                [list(e.terms), list(e.codes), e.key, e.current, e.follow_up] for e in self.examples
+            ],
         }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -159,8 +161,8 @@ class RankingModel:
             meta=data.get("meta", {}),
             trees=lightgbm.Booster(model_str=data["trees"]),
             examples=tuple(
-                LabelledText(tuple(terms), tuple(codes), key)
-                for terms, codes, key in data.get("examples", [])
+                LabelledText(tuple(row[0]), tuple(row[1]), row[2], *row[3:])
+                for row in data.get("examples", [])
             ),
         )
 

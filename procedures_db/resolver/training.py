@@ -204,11 +204,17 @@ def remembered(indexes: Indexes, rows: list[Conversation]) -> list[LabelledText]
     procedure (a conversation's first turn, a switch), with its acceptable codes."""
     out = []
     for conversation in rows:
+        key = conversation.url or conversation.id
+        current = None
         for k, turn in enumerate(conversation.turns):
-            if turn.codes and (k == 0 or turn.switch):
-                terms = indexes.names.terms(without_opening(turn.text))
-                key = conversation.url or conversation.id
-                out.append(LabelledText(tuple(terms), tuple(sorted(turn.codes)), key))
+            if turn.codes:
+                terms = tuple(indexes.names.terms(without_opening(turn.text)))
+                codes = tuple(sorted(turn.codes))
+                follow_up = k > 0 and not turn.switch and current in turn.codes
+                if k == 0 or turn.switch or follow_up:
+                    out.append(LabelledText(terms, codes, key, current, follow_up))
+                if min(turn.codes) != current:
+                    current = min(turn.codes)
     return out
 
 
