@@ -15,6 +15,8 @@ the final model searches all of them.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,10 +24,19 @@ import numpy as np
 from scipy import sparse
 
 from procedures_db.resolver.records import Bm25, RecordIndex
+from procedures_db.text import fold_accents
 
 # Neighbours read per message: enough for the few procedures a message could be about.
 NEIGHBOURS = 30
 RIDGE = 1.0  # the ridge penalty, against a kernel whose diagonal is 1
+
+
+def turn_words(text: str) -> list[str]:
+    """A turn's words as typed, accents folded, and their pairs: the asking words ("bao lâu",
+    "ở đâu", "ko") that the analysis drops are what a follow-up is made of, and a pair tells
+    "có phải" from "ở đâu"."""
+    words = re.findall(r"\w+", fold_accents(text).lower())
+    return words + [f"{a}_{b}" for a, b in itertools.pairwise(words)]
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,7 @@ class LabelledText:
     # it (a follow-up, which names no procedure: not a remembered question, only a `stay` row).
     current: str | None = None
     follow_up: bool = False
+    words: tuple[str, ...] = ()  # its own words, asking ones included (`turn_words`)
 
 
 class ExampleIndex:
@@ -61,7 +73,7 @@ class ExampleIndex:
             minlength=self.size,
         ).astype(float)
         self._fit_ridge()
-        self._fit_stay([e for e in examples if e.current and e.terms])
+        self._fit_stay([e for e in examples if e.current and (e.terms or e.words)])
 
     def _fit_ridge(self) -> None:
         """Kernel ridge regression from a question's words to its procedures, over the cosine of
@@ -85,14 +97,14 @@ class ExampleIndex:
         self.ridge = ((x.T @ weights).astype(np.float32), classes)
 
     def _fit_stay(self, turns: Sequence[LabelledText]) -> None:
-        """Whether a turn's words keep the conversation's procedure ("có cần giấy khám sức khỏe
-        không") or move to another ("còn sổ bhxh mất thì sao"): the same kind of regression
-        over the conversations' turns, targets +1 (kept) and -1 (moved). It reads the analysed
-        words only: with the asking words as typed too, "còn phí thì sao" read as a move."""
+        """Whether a turn's words keep the conversation's procedure ("lệ phí bao nhiêu", "có
+        cần giấy khám sức khỏe không") or move to another ("còn sổ bhxh mất thì sao", "có phải
+        xin phép xây dựng ko"): the same kind of regression over the conversations' turns,
+        targets +1 (kept) and -1 (moved), on the analysed words and the words as typed."""
         self.stay = None
         if len({e.follow_up for e in turns}) < 2:
             return
-        bm25 = Bm25([list(e.terms) for e in turns])
+        bm25 = Bm25([[*e.terms, *e.words] for e in turns])
         x = bm25.matrix.tocsr()
         x = sparse.diags(1.0 / np.sqrt(x.multiply(x).sum(axis=1).A1)) @ x
         y = np.array([1.0 if e.follow_up else -1.0 for e in turns])

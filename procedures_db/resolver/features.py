@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from procedures_db.resolver.examples import ExampleIndex
+from procedures_db.resolver.examples import ExampleIndex, turn_words
 from procedures_db.resolver.records import RecordIndex, with_pairs
 from procedures_db.search import _Index
 from procedures_db.text import tokens
@@ -346,7 +346,11 @@ def view(
         asked=examples.asked if examples else zeros,
         ridge=examples.ridge_scores(full_terms) if examples else zeros,
         ridge_focus=examples.ridge_scores(focus_terms) if examples and focus != message else zeros,
-        stay=examples.stay_score(full_terms) if examples and current is not None else 0.0,
+        stay=(
+            examples.stay_score([*full_terms, *turn_words(message)])
+            if examples and current is not None
+            else 0.0
+        ),
     )
     if examples and focus == message:
         v.near_focus = v.near_full

@@ -136,7 +136,8 @@ class RankingModel:
             "meta": self.meta,
             "trees": self.trees.model_to_string() if self.trees else None,
             "examples": [
-                [list(e.terms), list(e.codes), e.key, e.current, e.follow_up] for e in self.examples
+                [list(e.terms), list(e.codes), e.key, e.current, e.follow_up, list(e.words)]
+                for e in self.examples
             ],
         }
         tmp = path.with_suffix(".tmp")
@@ -161,7 +162,7 @@ class RankingModel:
             meta=data.get("meta", {}),
             trees=lightgbm.Booster(model_str=data["trees"]),
             examples=tuple(
-                LabelledText(tuple(row[0]), tuple(row[1]), row[2], *row[3:])
+                LabelledText(tuple(row[0]), tuple(row[1]), row[2], *row[3:5], tuple(row[5]))
                 for row in data.get("examples", [])
             ),
         )

@@ -35,7 +35,7 @@ from procedures_db.resolver.datasets import (
     real_questions,
     search_queries,
 )
-from procedures_db.resolver.examples import ExampleIndex, LabelledText
+from procedures_db.resolver.examples import ExampleIndex, LabelledText, turn_words
 from procedures_db.resolver.features import (
     CANDIDATE_FEATURES,
     NONE_FEATURES,
@@ -212,7 +212,8 @@ def remembered(indexes: Indexes, rows: list[Conversation]) -> list[LabelledText]
                 codes = tuple(sorted(turn.codes))
                 follow_up = k > 0 and not turn.switch and current in turn.codes
                 if k == 0 or turn.switch or follow_up:
-                    out.append(LabelledText(terms, codes, key, current, follow_up))
+                    words = tuple(turn_words(without_opening(turn.text))) if k > 0 else ()
+                    out.append(LabelledText(terms, codes, key, current, follow_up, words))
                 if min(turn.codes) != current:
                     current = min(turn.codes)
     return out
