@@ -32,8 +32,13 @@ def main(argv: list[str] | None = None) -> int:
 HASH_SEED = "0"
 
 
+def _hash_salted() -> bool:
+    """This process was not started with PYTHONHASHSEED=0."""
+    return bool(sys.flags.hash_randomization)
+
+
 def _train(out: Path) -> int:
-    if os.environ.get("PYTHONHASHSEED") != HASH_SEED:
+    if _hash_salted():
         argv = [sys.executable, "-m", "procedures_db.resolver", "train", "--out", str(out)]
         os.execve(sys.executable, argv, {**os.environ, "PYTHONHASHSEED": HASH_SEED})
     from procedures_db.resolver.training import main_train
