@@ -83,18 +83,12 @@ class ExampleIndex:
         self.ridge = None
         if self.bm25 is None:
             return
-        x = self.bm25.matrix.tocsr()
-        x = sparse.diags(1.0 / np.sqrt(x.multiply(x).sum(axis=1).A1)) @ x  # rows of length 1
-        kernel = (x @ x.T).toarray()
         classes = np.flatnonzero(self.asked)
         column = {c: j for j, c in enumerate(classes)}
         targets = np.zeros((len(self.labels), len(classes)))
         for i, ids in enumerate(self.labels):
             targets[i, [column[c] for c in ids]] = 1.0
-        weights = np.linalg.solve(kernel + RIDGE * np.eye(len(kernel)), targets)
-        # Per word, its share of every procedure's score (the questions' weights folded into
-        # the words), so a message costs a few rows, not a product over every question.
-        self.ridge = ((x.T @ weights).astype(np.float32), classes)
+        self.ridge = (_fit_words(self.bm25, targets).astype(np.float32), classes)
 
     def _fit_stay(self, turns: Sequence[LabelledText]) -> None:
         """Whether a turn's words keep the conversation's procedure ("lệ phí bao nhiêu", "có
@@ -105,35 +99,27 @@ class ExampleIndex:
         if len({e.follow_up for e in turns}) < 2:
             return
         bm25 = Bm25([[*e.terms, *e.words] for e in turns])
-        x = bm25.matrix.tocsr()
-        x = sparse.diags(1.0 / np.sqrt(x.multiply(x).sum(axis=1).A1)) @ x
         y = np.array([1.0 if e.follow_up else -1.0 for e in turns])
         mean = float(y.mean())
-        alpha = np.linalg.solve((x @ x.T).toarray() + RIDGE * np.eye(len(y)), y - mean)
-        self.stay = (bm25, x.T @ alpha, mean)
+        self.stay = (bm25, _fit_words(bm25, y - mean), mean)
 
     def stay_score(self, terms: Sequence[str]) -> float:
         """Above 0: the words of a turn that keeps its procedure; below: of one that moves."""
         if self.stay is None:
             return 0.0
         bm25, by_word, mean = self.stay
-        ids = sorted({bm25.vocab[t] for t in terms if t in bm25.vocab})
-        if not ids:
-            return mean
-        query = bm25.idf[ids]
-        return mean + float(by_word[ids] @ (query / np.linalg.norm(query)))
+        ids, query = _unit_query(bm25, terms)
+        return mean + float(by_word[ids] @ query) if ids else mean
 
     def ridge_scores(self, terms: Sequence[str]) -> np.ndarray:
         out = np.zeros(self.size)
         if self.ridge is None:
             return out
         by_word, classes = self.ridge
-        ids = sorted({self.bm25.vocab[t] for t in terms if t in self.bm25.vocab})
-        if not ids:
-            return out
-        query = self.bm25.idf[ids]
-        # Summed row by row: a BLAS product would wake threads that spin on the other core.
-        out[classes] = (by_word[ids] * (query / np.linalg.norm(query))[:, None]).sum(axis=0)
+        ids, query = _unit_query(self.bm25, terms)
+        if ids:
+            # Summed row by row: a BLAS product would wake threads that spin on the other core.
+            out[classes] = (by_word[ids] * query[:, None]).sum(axis=0)
         return out
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
@@ -149,3 +135,20 @@ class ExampleIndex:
             values = np.repeat(similarity[near], [len(self.labels[j]) for j in near])
             np.maximum.at(out, ids, values)
         return out
+
+
+def _fit_words(bm25: Bm25, targets: np.ndarray) -> np.ndarray:
+    """Kernel ridge regression of `targets` (one row per document) over the cosine of the
+    documents' BM25 weights, its weights folded into the words: per word, its share of each
+    target, so reading a message sums a few rows instead of a product over every document."""
+    x = bm25.matrix.tocsr()
+    x = sparse.diags(1.0 / np.sqrt(x.multiply(x).sum(axis=1).A1)) @ x  # rows of length 1
+    kernel = (x @ x.T).toarray()
+    return x.T @ np.linalg.solve(kernel + RIDGE * np.eye(len(kernel)), targets)
+
+
+def _unit_query(bm25: Bm25, terms: Sequence[str]) -> tuple[list[int], np.ndarray]:
+    """A message's known words and their IDF weights scaled to length 1 (the kernel's cosine)."""
+    ids = sorted({bm25.vocab[t] for t in terms if t in bm25.vocab})
+    query = bm25.idf[ids]
+    return ids, query / np.linalg.norm(query) if ids else query

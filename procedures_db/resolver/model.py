@@ -28,7 +28,7 @@ from scipy.optimize import minimize
 from procedures_db.resolver.examples import ExampleIndex, LabelledText
 from procedures_db.resolver.records import RecordIndex
 
-FORMAT = "tthc-resolver/3"
+FORMAT = "tthc-resolver/4"  # 4: remembered rows carry the conversation turn
 TREE_PARAMS = {
     "objective": "lambdarank",
     "learning_rate": 0.05,

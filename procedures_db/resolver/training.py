@@ -201,21 +201,23 @@ def none_examples(texts: list[str], rng: random.Random) -> list[Example]:
 
 def remembered(indexes: Indexes, rows: list[Conversation]) -> list[LabelledText]:
     """The questions the resolver remembers (resolver.examples): every turn that names its
-    procedure (a conversation's first turn, a switch), with its acceptable codes."""
+    procedure (a conversation's first turn, a switch), with its acceptable codes; and the
+    follow-ups that keep the current procedure, rows of the turn regression only."""
     out = []
     for conversation in rows:
         key = conversation.url or conversation.id
         current = None
         for k, turn in enumerate(conversation.turns):
-            if turn.codes:
-                terms = tuple(indexes.names.terms(without_opening(turn.text)))
+            if not turn.codes:
+                continue
+            follow_up = k > 0 and not turn.switch and current in turn.codes
+            if k == 0 or turn.switch or follow_up:
+                text = without_opening(turn.text)
+                terms = tuple(indexes.names.terms(text))
+                words = tuple(turn_words(text)) if k > 0 else ()
                 codes = tuple(sorted(turn.codes))
-                follow_up = k > 0 and not turn.switch and current in turn.codes
-                if k == 0 or turn.switch or follow_up:
-                    words = tuple(turn_words(without_opening(turn.text))) if k > 0 else ()
-                    out.append(LabelledText(terms, codes, key, current, follow_up, words))
-                if min(turn.codes) != current:
-                    current = min(turn.codes)
+                out.append(LabelledText(terms, codes, key, current, follow_up, words))
+            current = min(turn.codes)
     return out
 
 
