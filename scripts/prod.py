@@ -40,6 +40,7 @@ from scripts.stack import (  # noqa: E402
     guarded_credentials,
     make_private,
     rasa_endpoints,
+    write_atomically,
 )
 
 __all__ = ["LOCK_STORE_CLASS", "TRACKER_STORE_CLASS", "ProdStack", "render_nginx_site"]
@@ -163,6 +164,10 @@ class ProdStack(Stack):
         env.setdefault("TRUSTED_PROXIES", "127.0.0.1")
         return env
 
+    @property
+    def nginx_config(self) -> Path:
+        return self.nginx_dir / "nginx.conf"
+
     def _write_nginx_config(self, replica_ports: list[int] | None = None) -> Path:
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
@@ -172,10 +177,8 @@ class ProdStack(Stack):
             [f"{connectable(self.host)}:{port}" for port in replica_ports or self.replica_ports],
             f"127.0.0.1:{self.web_port}",
         )
-        (self.nginx_dir / "tthc.conf").write_text(site, encoding="utf-8")
-        main = self.nginx_dir / "nginx.conf"
-        main.write_text(NGINX_MAIN.format(run=self.nginx_dir), encoding="utf-8")
-        return main
+        write_atomically(self.nginx_dir / "tthc.conf", site)
+        return write_atomically(self.nginx_config, NGINX_MAIN.format(run=self.nginx_dir))
 
     def route_to_replicas(self, count: int) -> None:
         """Send traffic to the first `count` replicas only (nginx reloads gracefully)."""
@@ -189,9 +192,18 @@ class ProdStack(Stack):
         port_at = rasa.index("--port") + 1
         for index, port in enumerate(self.replica_ports):
             commands[f"rasa-{index}"] = [*rasa[:port_at], str(port), *rasa[port_at + 1 :]]
-        nginx = ["-p", str(self.nginx_dir), "-c", str(self._write_nginx_config())]
+        nginx = ["-p", str(self.nginx_dir), "-c", str(self.nginx_config)]
         commands["nginx"] = [NGINX, *nginx, "-e", str(self.nginx_dir / "error.log")]
         return commands
+
+    def start_process(self, name: str) -> None:
+        if name == "nginx":  # written here only: every other child's start builds the commands
+            self._write_nginx_config()
+        super().start_process(name)
+
+    def log_files(self, name: str) -> list[Path]:
+        extra = [self.nginx_dir / "error.log"] if name == "nginx" else []
+        return [*super().log_files(name), *extra]
 
     def health_url(self, name: str) -> str | None:
         if name.startswith("rasa-"):

@@ -92,6 +92,18 @@ def ensure_rasa_api_token(path: Path = RASA_API_TOKEN_FILE) -> str:
     return token
 
 
+def write_atomically(path: Path, text: str) -> Path:
+    """Write a child's configuration so that a child starting at that moment reads the old file
+    or the new one, never a truncated one (nginx started on an empty include listens nowhere)."""
+    path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+    os.replace(temporary, path)
+    return path
+
+
 def make_private(folder: Path) -> None:
     """Folders 0700 and files 0600 under `folder` (var/ of an older version was world-readable)."""
     if not folder.exists():
@@ -146,9 +158,7 @@ def rasa_endpoints(
     if lock_url:
         lock = {**lock_store_config(lock_url), "type": LOCK_STORE_CLASS, "key_prefix": key_prefix}
         endpoints["lock_store"] = lock
-    path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(endpoints, allow_unicode=True), encoding="utf-8")
-    return path
+    return write_atomically(path, yaml.safe_dump(endpoints, allow_unicode=True))
 
 
 def guarded_credentials(path: Path) -> Path:
@@ -157,9 +167,7 @@ def guarded_credentials(path: Path) -> Path:
     channels = yaml.safe_load(source.read_text(encoding="utf-8")) if source.exists() else None
     channels = {k: v for k, v in (channels or {}).items() if k != "rest"}
     channels[GUARDED_REST] = None
-    path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(channels, allow_unicode=True), encoding="utf-8")
-    return path
+    return write_atomically(path, yaml.safe_dump(channels, allow_unicode=True))
 
 
 def connectable(host: str) -> str:
@@ -284,7 +292,7 @@ class Stack:
 
     def start_process(self, name: str) -> None:
         self.log_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{name}-{self.rasa_port}.log"
+        log_path = self.child_log(name)
         descriptor = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
         with self._lock, os.fdopen(descriptor, "ab") as log:
             self.processes[name] = subprocess.Popen(
@@ -322,7 +330,23 @@ class Stack:
                 time.sleep(0.5)
         raise TimeoutError(
             f"{name} not ready after {timeout_s:.0f}s ({url}: {last_error!r}); see {self.log_dir}"
+            f"\n{self.log_tail(name)}"
         )
+
+    def child_log(self, name: str) -> Path:
+        return self.log_dir / f"{name}-{self.rasa_port}.log"
+
+    def log_files(self, name: str) -> list[Path]:
+        return [self.child_log(name)]
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        """The last lines a child wrote, for an error that CI shows after the machine is gone."""
+        tails = []
+        for path in self.log_files(name):
+            if path.exists():
+                text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+                tails.append(f"--- {path.name}:\n" + "\n".join(text))
+        return "\n".join(tails)
 
     def wait_restarted(self, name: str, old: subprocess.Popen, timeout_s: float = 480.0) -> None:
         """Wait until the supervisor replaced `old` and the new process is ready."""

@@ -1,5 +1,6 @@
-"""The launcher without Rasa: the generated API token, private files, restart backoff, and the
-Makefile target that installs the Debian packages the suite needs."""
+"""The launcher without Rasa: the generated API token, private files, restart backoff, the
+children's configuration files, and the Makefile target that installs the Debian packages the
+suite needs."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import re
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from procedures_db import settings as settings_module
-from scripts.stack import Stack, ensure_rasa_api_token, make_private
+from scripts.prod import ProdStack
+from scripts.stack import Stack, ensure_rasa_api_token, make_private, write_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,6 +76,42 @@ def test_a_child_that_keeps_dying_is_restarted_with_growing_backoff(tmp_path):
     assert delays[:3] == [1, 2, 4], log
     assert len(re.findall(r"crasher restarted \(pid \d+\)", log)) >= 3
     assert stack.processes == {}  # stopped on purpose: nothing left, nothing restarted
+
+
+def test_a_configuration_being_rewritten_is_read_whole(tmp_path):
+    # A child starting while its configuration is rewritten must never read a truncated file: an
+    # nginx that read an empty site include ran for 480 s listening nowhere.
+    path = tmp_path / "conf" / "site.conf"
+    text = "server { listen 127.0.0.1:1; }\n" * 2000
+    write_atomically(path, text)
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            seen.add(len(path.read_text(encoding="utf-8")))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(300):
+            write_atomically(path, text)
+    finally:
+        done.set()
+        reader.join()
+    assert seen == {len(text)}
+    assert _mode(path) == 0o600 and sorted(p.name for p in path.parent.iterdir()) == ["site.conf"]
+
+
+def test_starting_other_children_leaves_the_nginx_configuration_alone(tmp_path):
+    stack = ProdStack(log_dir=tmp_path / "logs", token_file=tmp_path / "token", public_port=1)
+    assert not stack.nginx_config.exists()  # building the commands writes nothing of nginx's
+    assert stack.commands()["nginx"][-3:] == [
+        str(stack.nginx_config),
+        "-e",
+        str(stack.nginx_dir / "error.log"),
+    ]
+    assert not stack.nginx_config.exists()
 
 
 def test_make_test_installs_the_debian_packages_it_needs():
