@@ -168,6 +168,10 @@ class ProdStack(Stack):
     def nginx_config(self) -> Path:
         return self.nginx_dir / "nginx.conf"
 
+    @property
+    def nginx_error_log(self) -> Path:
+        return self.nginx_dir / "error.log"
+
     def _write_nginx_config(self, replica_ports: list[int] | None = None) -> Path:
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.nginx_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
@@ -193,7 +197,7 @@ class ProdStack(Stack):
         for index, port in enumerate(self.replica_ports):
             commands[f"rasa-{index}"] = [*rasa[:port_at], str(port), *rasa[port_at + 1 :]]
         nginx = ["-p", str(self.nginx_dir), "-c", str(self.nginx_config)]
-        commands["nginx"] = [NGINX, *nginx, "-e", str(self.nginx_dir / "error.log")]
+        commands["nginx"] = [NGINX, *nginx, "-e", str(self.nginx_error_log)]
         return commands
 
     def start_process(self, name: str) -> None:
@@ -202,7 +206,7 @@ class ProdStack(Stack):
         super().start_process(name)
 
     def log_files(self, name: str) -> list[Path]:
-        extra = [self.nginx_dir / "error.log"] if name == "nginx" else []
+        extra = [self.nginx_error_log] if name == "nginx" else []
         return [*super().log_files(name), *extra]
 
     def health_url(self, name: str) -> str | None:

@@ -410,7 +410,7 @@ class Stack:
         stamped = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}"
         print(stamped, file=sys.stderr, flush=True)
         self.log_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-        path = self.log_dir / f"supervisor-{self.rasa_port}.log"
+        path = self.child_log("supervisor")
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
         with os.fdopen(descriptor, "a", encoding="utf-8") as log:
             log.write(stamped + "\n")
