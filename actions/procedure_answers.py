@@ -9,7 +9,8 @@ offered candidates (button payload, number, name) is read first. Then:
 - ask: offer the plausible ones and keep the question for the pick;
 - not found: say so (or ask which procedure, when the message names none).
 Follow-up or switch is decided by the same probabilities (the current procedure is a candidate).
-The facts asked come from the intent plus cue words (multi-question messages); after a
+The facts asked come from the intent (in a conversation's later turns, from the learned
+asked-fact model, `procedures_db.asked`) plus cue words (multi-question messages); after a
 disambiguation the original question, kept in the `pending_facts` slot, is answered; "còn X
 thì sao?" asks the last question (`last_facts`) again about X.
 """
@@ -138,14 +139,16 @@ def _slot_facts(tracker: Tracker, slot: str) -> list[Fact]:
 
 def facts_for(tracker: Tracker, target: Target) -> list[Fact]:
     """The question to answer: a pick answers the pending one, "còn X thì sao?" repeats the
-    last one, else the intent plus cue words."""
+    last one, else the intent (the asked-fact model once a procedure is under way) plus cue
+    words."""
     latest = tracker.latest_message
     text = latest.get("text") or ""
     pending = _slot_facts(tracker, PENDING_FACTS_SLOT)
     intent = (latest.get("intent") or {}).get("name")
     if intent == CHOOSE_INTENT or target.picked:
         return pending or [Fact.OVERVIEW]
-    facts = facts_asked(intent, text)
+    in_conversation = tracker.get_slot(PROCEDURE_SLOT) is not None
+    facts = facts_asked(intent, text, in_conversation)
     if facts != [Fact.OVERVIEW]:
         return facts
     if pending:

@@ -7,10 +7,15 @@ and "ở đâu?" are the same cue.
 from __future__ import annotations
 
 import enum
+import logging
 import re
 
+from procedures_db import asked
+from procedures_db.asked import asks_same_again  # noqa: F401  (the actions' import)
 from procedures_db.text import canonical, fold_accents, normalize_message, tokens
 from procedures_db.vocabulary import load_vocabulary
+
+logger = logging.getLogger(__name__)
 
 
 class Fact(str, enum.Enum):
@@ -24,16 +29,7 @@ class Fact(str, enum.Enum):
     ONLINE = "online"
 
 
-INTENT_FACTS: dict[str, Fact] = {
-    "ask_procedure_info": Fact.OVERVIEW,
-    "ask_submission_place": Fact.PLACE,
-    "ask_processing_time": Fact.TIME,
-    "ask_fee": Fact.FEE,
-    "ask_documents": Fact.DOCUMENTS,
-    "ask_steps": Fact.STEPS,
-    "ask_requirements": Fact.REQUIREMENTS,
-    "ask_online_level": Fact.ONLINE,
-}
+INTENT_FACTS: dict[str, Fact] = {intent: Fact(fact) for intent, fact in asked.INTENT_FACTS.items()}
 
 
 def _folded(phrase: str) -> str:
@@ -51,8 +47,6 @@ FACT_CUES: dict[Fact, tuple[str, ...]] = {
 # "nộp online mất bao lâu" asks the time of the online method, not the online level: an
 # online word asks for the level only in a yes/no question or with the level's own words.
 _ONLINE_LEVEL_WORDS = tuple(_folded(word) for word in _VOCABULARY.online_level_words)
-_FOLLOW_UP_OPENINGS = [tokens(p) for p in _VOCABULARY.follow_up_openings if tokens(p)]
-_FOLLOW_UP_ENDINGS = [tokens(p) for p in _VOCABULARY.follow_up_endings if tokens(p)]
 _ORDINALS = {_folded(word): index for word, index in _VOCABULARY.ordinals.items()}
 _CHOICE_FILLERS = frozenset(w for phrase in _VOCABULARY.choice_fillers for w in tokens(phrase))
 
@@ -76,25 +70,29 @@ def _first_cue(words: list[str], cues: tuple[str, ...]) -> int:
     return min(found) if found else -1
 
 
-def facts_asked(intent: str | None, text: str) -> list[Fact]:
-    """The intent's fact first, then every other fact cue words ask for, in message order."""
+def learned_fact(text: str) -> Fact | None:
+    """The asked-fact model's best fact; None (the intent decides) when no model is built."""
+    try:
+        return Fact(asked.load_fact_model().best(text)[0])
+    except asked.FactModelMissing as error:
+        logger.warning("%s; the intent names the asked fact", error)
+        return None
+
+
+def facts_asked(intent: str | None, text: str, in_conversation: bool = False) -> list[Fact]:
+    """The asked fact first (the intent's; in a conversation's later turns the learned model's),
+    then every other fact cue words ask for, in message order."""
     words = folded_words(text)
     positions = {fact: _first_cue(words, cues) for fact, cues in FACT_CUES.items()}
     found = sorted((f for f, p in positions.items() if p >= 0), key=positions.__getitem__)
     if Fact.ONLINE in found and not any(_contains(words, w) for w in _ONLINE_LEVEL_WORDS):
         found.remove(Fact.ONLINE)
-    primary = INTENT_FACTS.get(intent or "")
+    # A button's payload ("/ask_documents{...}") names its intent exactly: no model reads it.
+    learned = learned_fact(text) if in_conversation and not text.startswith("/") else None
+    primary = learned or INTENT_FACTS.get(intent or "")
     facts = [primary] if primary and primary is not Fact.OVERVIEW else []
     facts += [fact for fact in found if fact not in facts]
     return facts or [Fact.OVERVIEW]
-
-
-def asks_same_again(text: str) -> bool:
-    """ "còn X thì sao?", "thế còn X?": the previous question, about something else."""
-    words = folded_words(text)
-    return any(words[: len(start)] == start for start in _FOLLOW_UP_OPENINGS) or any(
-        words[-len(end) :] == end for end in _FOLLOW_UP_ENDINGS
-    )
 
 
 def mentions_level_number(text: str) -> bool:

@@ -68,6 +68,8 @@ class Settings:
     tracker_retention_days: int = 180
     # The procedure resolver's trained ranking model (`make train` builds it).
     resolver_model: Path = PROJECT_ROOT / "models" / "resolver.json"
+    # The asked-fact model (procedures_db.asked; `make train` builds it).
+    asked_model: Path = PROJECT_ROOT / "models" / "asked.json"
     # A province's own vocabulary: YAML files named like procedures_db/vocabulary/'s, merged over
     # them (procedures_db.vocabulary). None: the shipped vocabulary only.
     vocabulary_extra_dir: Path | None = None
@@ -118,6 +120,7 @@ def load_settings() -> Settings:
         resolver_model=Path(
             os.environ.get("RESOLVER_MODEL") or PROJECT_ROOT / "models" / "resolver.json"
         ),
+        asked_model=Path(os.environ.get("ASKED_MODEL") or PROJECT_ROOT / "models" / "asked.json"),
         vocabulary_extra_dir=Path(vocabulary_extra) if vocabulary_extra else None,
         service_host=os.environ.get("SERVICE_HOST") or "127.0.0.1",
         rasa_api_token=_rasa_api_token(),

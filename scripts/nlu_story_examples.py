@@ -20,22 +20,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from procedures_db.asked import INTENT_FACTS, SET_FACTS  # noqa: E402
 from procedures_db.resolver.datasets import real_questions  # noqa: E402
 from procedures_db.resolver.features import focus_text  # noqa: E402
 
 OUT = ROOT / "data" / "nlu" / "story_questions.yml"
 MAX_WORDS = 60
-FACT_INTENTS = {
-    "overview": "ask_procedure_info",
-    "place": "ask_submission_place",
-    "time": "ask_processing_time",
-    "fee": "ask_fee",
-    "documents": "ask_documents",
-    "steps": "ask_steps",
-    "requirements": "ask_requirements",
-    "eligibility": "ask_requirements",
-    "online": "ask_online_level",
-}
+# The intent of each fact the question sets name ("eligibility" is answered by the requirements).
+FACT_INTENTS = {fact: intent for intent, fact in INTENT_FACTS.items()}
+FACT_INTENTS |= {fact: FACT_INTENTS[answered_by] for fact, answered_by in SET_FACTS.items()}
 # Rasa's entity markup uses [] () {}: the published text keeps its words, not those brackets.
 _MARKUP_RE = re.compile(r"[\[\]{}()]")
 

@@ -15,6 +15,7 @@ and a fresh test part was collected from new pages (the files marked `part: test
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,12 @@ import yaml
 from procedures_db.settings import PROJECT_ROOT
 
 DATA = PROJECT_ROOT / "tests" / "data"
+NLU_DIR = PROJECT_ROOT / "data" / "nlu"
+# The dev real questions as NLU examples (scripts/nlu_story_examples.py): read here as the
+# questions themselves, so left out of the NLU examples.
+STORY_EXAMPLES = "story_questions.yml"
+_ANNOTATION_RE = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
+_PROCEDURE_RE = re.compile(r"\]\(procedure(?:_code)?\)|\"entity\":\s*\"procedure")
 PARTS = ("dev", "test")
 
 
@@ -111,3 +118,30 @@ def e2e_questions() -> list[Conversation]:
         )
         for i, r in enumerate(rows)
     ]
+
+
+@dataclass(frozen=True)
+class IntentExample:
+    """One NLU training example, its entity markup removed."""
+
+    intent: str
+    text: str
+    names_procedure: bool
+
+
+def intent_examples() -> list[IntentExample]:
+    """The examples of data/nlu (but the generated story questions)."""
+    out = []
+    for path in sorted(NLU_DIR.glob("*.yml")):
+        if path.name == STORY_EXAMPLES:
+            continue
+        for block in (_read(path) or {}).get("nlu") or []:
+            intent = block.get("intent")
+            if not intent or not isinstance(block.get("examples"), str):
+                continue
+            for line in block["examples"].splitlines():
+                line = line.strip()
+                if line.startswith("- "):
+                    text = _ANNOTATION_RE.sub(r"\1", line[2:]).strip()
+                    out.append(IntentExample(intent, text, bool(_PROCEDURE_RE.search(line))))
+    return out

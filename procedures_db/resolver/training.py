@@ -32,6 +32,7 @@ from procedures_db.resolver.datasets import (
     Conversation,
     conversations,
     e2e_questions,
+    intent_examples,
     real_questions,
     search_queries,
 )
@@ -54,20 +55,13 @@ from procedures_db.resolver.model import (
     fit_trees,
     scored,
 )
-from procedures_db.settings import PROJECT_ROOT
 from procedures_db.text import fold_accents
 
 SEED = 20261204
 FOLDS = 5
 GENERATED_PROCEDURES = 900
 TEMPLATES = Path(__file__).with_name("templates.yml")
-NLU_DIR = PROJECT_ROOT / "data" / "nlu"
-_ANNOTATION_RE = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
-_PROCEDURE_RE = re.compile(r"\]\(procedure(?:_code)?\)|\"entity\":\s*\"procedure")
 NONE_INTENTS = ("out_of_scope", "greet", "goodbye", "thank", "bot_challenge")
-# The dev real questions as NLU examples (scripts/nlu_story_examples.py): already learned here
-# as themselves, and not follow-ups although they have no procedure markup.
-STORY_EXAMPLES = "story_questions.yml"
 
 # Weight of one example by where it comes from.
 WEIGHTS = {"real": 3.0, "multiturn": 2.0, "search": 1.0, "e2e": 1.0, "generated": 0.5, "none": 1.0}
@@ -105,22 +99,11 @@ def turn_examples(conversation: Conversation) -> list[Example]:
 def nlu_examples() -> tuple[list[str], list[str]]:
     """(follow-up phrasings: ask_* examples naming no procedure, messages naming none)."""
     follow_ups, none = [], []
-    for path in sorted(NLU_DIR.glob("*.yml")):
-        if path.name == STORY_EXAMPLES:
-            continue
-        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []:
-            intent = block.get("intent")
-            if not intent or not isinstance(block.get("examples"), str):
-                continue
-            for line in block["examples"].splitlines():
-                line = line.strip()
-                if not line.startswith("- "):
-                    continue
-                text = _ANNOTATION_RE.sub(r"\1", line[2:]).strip()
-                if intent.startswith("ask_") and not _PROCEDURE_RE.search(line):
-                    follow_ups.append(text)
-                elif intent in NONE_INTENTS:
-                    none.append(text)
+    for example in intent_examples():
+        if example.intent.startswith("ask_") and not example.names_procedure:
+            follow_ups.append(example.text)
+        elif example.intent in NONE_INTENTS:
+            none.append(example.text)
     return follow_ups, none
 
 
