@@ -182,7 +182,8 @@ def load_fact_model(path: Path | None = None) -> FactModel:
 # Training
 
 
-def _set_fact(fact: str | None) -> str | None:
+def set_fact(fact: str | None) -> str | None:
+    """A question set's fact as the bot's (None: a fact the bot has no answer of its own for)."""
     fact = SET_FACTS.get(fact or "", fact)
     return fact if fact in FACTS else None
 
@@ -199,13 +200,13 @@ def examples() -> list[Example]:
             file_of_url.setdefault(conversation.url, group)
         previous = None
         for i, turn in enumerate(conversation.turns):
-            if fact := _set_fact(turn.fact):
+            if fact := set_fact(turn.fact):
                 kind = "later" if i else "first"
                 out.append(Example(turn.text, fact, group, kind, previous))
-            previous = _set_fact(turn.fact) or previous
+            previous = set_fact(turn.fact) or previous
     for question in real_questions("dev"):
         turn = question.turns[0]
-        if fact := _set_fact(turn.fact):
+        if fact := set_fact(turn.fact):
             key = question.url or question.id
             out.append(Example(turn.text, fact, file_of_url.get(key, key), "real"))
     for example in intent_examples():
@@ -269,15 +270,19 @@ def out_of_fold(rows: list[Example], folds: int = FOLDS) -> dict[str, dict[str, 
     return {kind: {"right": r, "of": n, "share": round(r / n, 4)} for kind, (r, n) in right.items()}
 
 
-def train(out: Path, measure: bool = True) -> FactModel:
+def train(out: Path, measure: bool = True, hold_out: tuple[str, ...] = ()) -> FactModel:
+    """`hold_out`: conversation files (their ids' prefix, e.g. "mtd-o") left out, to measure
+    the bot on them with a model that never saw them (scripts/eval_bot.py --ids)."""
     started = time.monotonic()
-    rows = examples()
+    held = {f"file:{prefix}" for prefix in hold_out}
+    rows = [row for row in examples() if row.group not in held]
     oof = out_of_fold(rows) if measure else {}
     model = fit(rows)
     model.meta = {
         "examples": len(rows),
         "terms": len(model.vocabulary),
         "c": C,
+        "held_out": list(hold_out),
         "out_of_fold": oof,
         "seconds": round(time.monotonic() - started, 1),
     }
@@ -291,9 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     command = commands.add_parser("train", help="build the asked-fact model")
     command.add_argument("--out", type=Path, default=None)
     command.add_argument("--no-measure", action="store_true", help="skip the out-of-fold run")
+    command.add_argument(
+        "--hold-out", action="append", default=[], help="leave out a conversation file (id prefix)"
+    )
     args = parser.parse_args(argv)
     out = args.out or get_settings().asked_model
-    model = train(out, measure=not args.no_measure)
+    model = train(out, measure=not args.no_measure, hold_out=tuple(args.hold_out))
     print(f"asked-fact model: {out}; {json.dumps(model.meta, ensure_ascii=False)}")
     return 0
 

@@ -6,7 +6,7 @@
 - Conversations: turn by turn in one conversation. A turn is right when the reply answers an
   acceptable procedure; when the bot asks which one and offers an acceptable one, the citizen
   taps it (counted apart). Counted too: answers about the previous procedure after a new one
-  was named.
+  was named, and of the turns answered right, the share whose reply states the asked fact.
 
     python scripts/eval_bot.py --base-url URL [--part dev|test] [--json OUT]
     python scripts/eval_bot.py --start-stack [--part dev|test] [--json OUT]
@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from procedures_db.answers.text import FACT_LABELS  # noqa: E402
+from procedures_db.asked import set_fact  # noqa: E402
 from procedures_db.resolver.datasets import Conversation, conversations, real_questions  # noqa: E402
 from procedures_db.settings import get_settings  # noqa: E402
 from scripts import eval_e2e  # noqa: E402
@@ -44,6 +46,7 @@ class Reply:
     payloads: dict[str, str] = field(default_factory=dict)
     latency_s: float = 0.0
     text: str = ""
+    full_text: str = ""
 
     @property
     def named(self) -> list[str]:
@@ -56,6 +59,7 @@ def send(base_url: str, sender: str, text: str, timeout_s: float = 30.0) -> Repl
     for message in messages:
         text_out = message.get("text") or ""
         reply.text += text_out[:160] + " / "
+        reply.full_text += text_out + "\n"
         reply.answered += _ANSWER_RE.findall(text_out)
         reply.offered += _OFFER_RE.findall(text_out)
         for button in message.get("buttons") or []:
@@ -107,8 +111,30 @@ def questions_report(base_url: str, rows: list[Conversation]) -> dict:
     }
 
 
+# How each fact's paragraph starts in an answer (procedures_db/answers/text.py); an overview
+# states place, time, fee and online level, not documents, steps or requirements.
+FACT_MARKS = {
+    "overview": ("Mã TTHC",),  # any answer tells the procedure
+    "place": ("Nơi nộp",),
+    "time": ("Thời gian giải quyết",),
+    "fee": ("Phí, lệ phí",),
+    "documents": ("Thành phần hồ sơ",),
+    "steps": ("Các bước thực hiện",),
+    "requirements": ("Yêu cầu, điều kiện", "Điều kiện chung", "«"),
+    "online": ("Mức độ trực tuyến",),
+}
+
+
+def fact_answered(text: str, fact: str) -> bool:
+    """The reply states the fact, or says the record lacks it."""
+    return any(mark in text for mark in FACT_MARKS[fact]) or (
+        f"chưa có thông tin về {FACT_LABELS.get(fact)}" in text
+    )
+
+
 def conversations_report(base_url: str, rows: list[Conversation]) -> dict:
     turns = direct = after_pick = stale = out_of_scope = declined = 0
+    facts: dict[str, list[int]] = {}  # per asked fact: [stated, turns answered right]
     for row in rows:
         sender = f"eval-{uuid.uuid4().hex}"
         previous: str | None = None
@@ -126,6 +152,10 @@ def conversations_report(base_url: str, rows: list[Conversation]) -> dict:
             if answered in turn.codes:
                 direct += 1
                 previous = answered
+                if fact := set_fact(turn.fact):
+                    counts = facts.setdefault(fact, [0, 0])
+                    counts[0] += fact_answered(reply.full_text, fact)
+                    counts[1] += 1
                 continue
             is_stale = bool(turn.switch and previous and answered == previous)
             stale += is_stale
@@ -147,7 +177,18 @@ def conversations_report(base_url: str, rows: list[Conversation]) -> dict:
         "answers_about_previous_after_switch": stale,
         "out_of_scope_turns": out_of_scope,
         "out_of_scope_not_answered": declined,
+        "asked_fact_stated": _fact_shares(facts),
     }
+
+
+def _fact_shares(facts: dict[str, list[int]]) -> dict:
+    """Of the turns answered about the right procedure, the share whose reply states the asked
+    fact (in all, and per fact)."""
+    stated, of = sum(c[0] for c in facts.values()), sum(c[1] for c in facts.values())
+    out = {"all": {"stated": stated, "of": of, "share": round(stated / max(of, 1), 4)}}
+    for fact, (k, n) in sorted(facts.items()):
+        out[fact] = {"stated": k, "of": n, "share": round(k / max(n, 1), 4)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,15 +198,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--start-stack", action="store_true")
     parser.add_argument("--failures", type=Path, help="dev part only: write the failing turns")
+    parser.add_argument("--ids", default="", help="only the rows whose id starts so (dev part)")
     args = parser.parse_args(argv)
+    if args.ids and args.part == "test":
+        parser.error("the test part is run whole")
     if args.failures and args.part == "test":
         parser.error("the test part reports figures only")
     if args.start_stack:
         return _with_stack(args)
+    chosen = [
+        [row for row in rows if row.id.startswith(args.ids)]
+        for rows in (real_questions(args.part), conversations(args.part))
+    ]
     report = {
         "part": args.part,
-        "real_questions": questions_report(args.base_url, real_questions(args.part)),
-        "conversations": conversations_report(args.base_url, conversations(args.part)),
+        "ids": args.ids or None,
+        "real_questions": questions_report(args.base_url, chosen[0]),
+        "conversations": conversations_report(args.base_url, chosen[1]),
     }
     text = json.dumps(report, ensure_ascii=False, indent=1)
     print(text)
@@ -183,7 +232,7 @@ def _with_stack(args: argparse.Namespace) -> int:
     from scripts.stack import throwaway_stack
 
     with throwaway_stack(Path(tempfile.mkdtemp(prefix="eval-bot-"))) as stack:
-        rest = ["--base-url", stack.rasa_url, "--part", args.part]
+        rest = ["--base-url", stack.rasa_url, "--part", args.part, "--ids", args.ids]
         rest += ["--json", str(args.json)] if args.json else []
         return main(rest + (["--failures", str(args.failures)] if args.failures else []))
 

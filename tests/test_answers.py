@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from procedures_db import facts
 from procedures_db.answers import fee_summary, key_facts, plan_documents, procedure_reply
 from procedures_db.answers.eligibility import eligibility_text
-from procedures_db.answers.text import FIRST_ITEMS, documents_first
+from procedures_db.answers.text import FACT_LABELS, FIRST_ITEMS, documents_first
 from procedures_db.facts import expired_amounts, format_number, format_vnd, method_fee
 from procedures_db.profile import ProvinceProfile
 from procedures_db.queries import all_codes, get_procedure
@@ -134,3 +134,17 @@ def test_a_yes_no_question_about_the_procedure_gets_the_quotes_first(records: li
 
 def test_a_plain_conditions_question_gets_the_conditions(records: list) -> None:
     assert eligibility_text(record(records, "1.004222"), "điều kiện đăng ký thường trú") is None
+
+
+# --- the bot evaluation reads the facts off these answers ------------------------------------
+
+
+@pytest.mark.parametrize("fact", ["place", "time", "fee", "documents", "steps", "requirements"])
+def test_the_evaluation_finds_each_asked_fact_in_its_answer(records: list, fact: str) -> None:
+    from scripts.eval_bot import FACT_MARKS, fact_answered
+
+    assert set(FACT_MARKS) == {"overview", *FACT_LABELS}
+    licence = record(records, LICENCE)
+    assert fact_answered(procedure_reply(licence, [fact], ProvinceProfile()).text, fact)
+    overview = procedure_reply(licence, ["overview"], ProvinceProfile()).text
+    assert fact_answered(overview, fact) is (fact in ("place", "time", "fee"))
