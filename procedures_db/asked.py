@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from procedures_db.model_files import modified, write_json
 from procedures_db.resolver.datasets import conversations, intent_examples, real_questions
 from procedures_db.settings import get_settings
 from procedures_db.text import normalize_message, tokens
@@ -144,10 +145,7 @@ class FactModel:
             "intercept": np.round(self.intercept, 5).tolist(),
             "meta": self.meta,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(path)
+        write_json(path, document)
 
     @classmethod
     def load(cls, path: Path) -> FactModel:
@@ -171,11 +169,8 @@ def _load(path: str, mtime: float) -> FactModel:
 
 def load_fact_model(path: Path | None = None) -> FactModel:
     path = path or get_settings().asked_model
-    try:
-        mtime = path.stat().st_mtime
-    except FileNotFoundError as error:
-        raise FactModelMissing(f"no asked-fact model at {path}: run `make train`") from error
-    return _load(str(path), mtime)
+    missing = FactModelMissing(f"no asked-fact model at {path}: run `make train`")
+    return _load(str(path), modified(path, missing))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from procedures_db.model_files import modified
 from procedures_db.resolver.features import (
     CANDIDATE_FEATURES,
     NONE_FEATURES,
@@ -202,11 +203,8 @@ def _load_model(path: str, mtime: float) -> RankingModel:
 
 def load_model(path: Path | None = None) -> RankingModel:
     path = path or get_settings().resolver_model
-    try:
-        mtime = path.stat().st_mtime
-    except FileNotFoundError as error:
-        raise ModelMissing(f"no resolver model at {path}: run `make train`") from error
-    return _load_model(str(path), mtime)
+    missing = ModelMissing(f"no resolver model at {path}: run `make train`")
+    return _load_model(str(path), modified(path, missing))
 
 
 # ---------------------------------------------------------------------------------------------

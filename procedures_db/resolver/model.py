@@ -25,6 +25,7 @@ import lightgbm
 import numpy as np
 from scipy.optimize import minimize
 
+from procedures_db.model_files import write_json
 from procedures_db.resolver.examples import ExampleIndex, LabelledText
 from procedures_db.resolver.records import RecordIndex
 
@@ -140,9 +141,7 @@ class RankingModel:
                 for e in self.examples
             ],
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-        tmp.replace(path)
+        write_json(path, data, indent=1)
 
     @classmethod
     def load(cls, path: Path) -> RankingModel:
