@@ -38,12 +38,12 @@ from actions.disambiguation import (
 from actions.formatting import buttons_for, procedure_answer, wants_full
 from actions.questions import (
     Fact,
-    asks_same_again,
     codes_in,
     facts_asked,
     mentions_level_number,
     procedure_words,
 )
+from procedures_db.asked import asks_same_again
 from procedures_db.profile import ProvinceProfile, contact_hint, outage_apology
 from procedures_db.resolver import Candidate, Context, Decision
 from procedures_db.resolver.features import earlier_procedures

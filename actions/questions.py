@@ -11,7 +11,6 @@ import logging
 import re
 
 from procedures_db import asked
-from procedures_db.asked import asks_same_again  # noqa: F401  (the actions' import)
 from procedures_db.text import canonical, fold_accents, normalize_message, tokens
 from procedures_db.vocabulary import load_vocabulary
 

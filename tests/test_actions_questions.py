@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pytest
 
 from actions.formatting import procedure_answer
-from actions.questions import Fact, asks_same_again, facts_asked, parse_choice, procedure_words
+from actions.questions import Fact, facts_asked, parse_choice, procedure_words
+from procedures_db.asked import asks_same_again
 from procedures_db.facts import method_fee, method_time
 from procedures_db.profile import ProvinceProfile
 
