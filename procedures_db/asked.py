@@ -198,7 +198,7 @@ def examples() -> list[Example]:
             if fact := set_fact(turn.fact):
                 kind = "later" if i else "first"
                 out.append(Example(turn.text, fact, group, kind, previous))
-            previous = set_fact(turn.fact) or previous
+            previous = fact or previous
     for question in real_questions("dev"):
         turn = question.turns[0]
         if fact := set_fact(turn.fact):
@@ -256,11 +256,10 @@ def out_of_fold(rows: list[Example], folds: int = FOLDS) -> dict[str, dict[str, 
         model = fit([row for row in rows if row.group not in held], cache=cache)
         held_rows = [row for row in rows if row.group in held]
         documents = [cache.setdefault(row.text, terms(row.text)) for row in held_rows]
-        predicted = _matrix(model, documents) @ model.coef.T
-        for row, scores in zip(held_rows, np.asarray(predicted), strict=True):
+        scores = np.asarray(_matrix(model, documents) @ model.coef.T) + model.intercept
+        for row, best in zip(held_rows, scores.argmax(axis=1), strict=True):
             counts = right.setdefault(row.kind, [0, 0])
-            predicted = model.classes[int(np.argmax(scores + model.intercept))]
-            counts[0] += row.answered(predicted) == row.fact
+            counts[0] += row.answered(model.classes[int(best)]) == row.fact
             counts[1] += 1
     return {kind: {"right": r, "of": n, "share": round(r / n, 4)} for kind, (r, n) in right.items()}
 
