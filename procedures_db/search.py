@@ -68,6 +68,7 @@ _MAX_PAIR_CORRECTIONS = 3
 _MAX_TYPO_LENGTH = 20
 _MAX_QUERY_WORDS = 64  # a chat message names its procedure well within this
 _MAX_CACHED_MASKS = 256
+_MAX_CACHED_PHRASES = 50_000
 _ACTION_FACTOR = 0.93  # the name adds an action (xóa, cấp lại, ...) the query did not ask for
 _NARROW_FACTOR = 0.95
 _MINISTRY_ONLY_FACTOR = 0.985
@@ -156,8 +157,8 @@ class _PhraseTable:
     """Folded phrase -> folded replacement words, with what a fast longest match needs."""
 
     phrases: dict[tuple[str, ...], list[str]]
-    longest: int
-    starts: frozenset[str]  # the words a phrase can start with
+    # Per word a phrase can start with, the lengths of its phrases, longest first.
+    starts: dict[str, tuple[int, ...]]
 
     def words(self) -> set[str]:
         return {word for phrase in self.phrases for word in phrase}
@@ -165,11 +166,11 @@ class _PhraseTable:
 
 def _phrase_table(table: dict[str, str]) -> _PhraseTable:
     phrases = {tuple(_folded_words(key)): _replacement(value) for key, value in table.items()}
-    return _PhraseTable(
-        phrases,
-        max((len(k) for k in phrases), default=0),
-        frozenset(phrase[0] for phrase in phrases),
-    )
+    lengths: dict[str, set[int]] = {}
+    for phrase in phrases:
+        lengths.setdefault(phrase[0], set()).add(len(phrase))
+    starts = {word: tuple(sorted(sizes, reverse=True)) for word, sizes in lengths.items()}
+    return _PhraseTable(phrases, starts)
 
 
 _VOCABULARY = load_vocabulary()
@@ -209,15 +210,17 @@ _NARROW_VARIANTS = {
 def _rewrite(words: list[_Word], table: _PhraseTable) -> list[_Word]:
     """Longest-match phrase replacement, one left-to-right pass (outputs are not re-read)."""
     out: list[_Word] = []
+    folded = [w.folded for w in words]
     i = 0
     while i < len(words):
-        if words[i].folded not in table.starts:
+        sizes = table.starts.get(folded[i])
+        if sizes is None:
             out.append(words[i])
             i += 1
             continue
-        for size in range(min(table.longest, len(words) - i), 0, -1):
-            key = tuple(w.folded for w in words[i : i + size])
-            if key in table.phrases:
+        for size in sizes:
+            key = tuple(folded[i : i + size])
+            if len(key) == size and key in table.phrases:
                 replacement = table.phrases[key]
                 out.extend(
                     _Word(token.lstrip("~"), None, rewritten=True, hint=token.startswith("~"))
@@ -284,6 +287,12 @@ class _Term:
 
 def _term(words: tuple[_Word, ...]) -> _Term:
     """A query word, or a pair of adjacent words (weighted by _BIGRAM_FACTOR)."""
+    return _term_of(tuple((w.folded, w.accented, w.corrected, w.rewritten, w.hint) for w in words))
+
+
+@lru_cache(maxsize=65536)  # a message's words recur, and the same words recur across messages
+def _term_of(key: tuple[tuple, ...]) -> _Term:
+    words = tuple(_Word(*fields) for fields in key)
     factor = min(_word_factor(w) for w in words)
     if len(words) == 2:
         factor *= _BIGRAM_FACTOR
@@ -385,6 +394,10 @@ class _Index:
             | set(_CHAT)
         )
         self._masks: dict[tuple, np.ndarray] = {}
+        # Per (phrase, hint, accents typed): its posting's values as `_phrase_part` weighs them.
+        self._phrase_values: dict[tuple[str, bool, str | None], tuple] = {}
+        # Per set of narrow markers and actions the query lacks: the product of their priors.
+        self._priors: dict[tuple, np.ndarray] = {}
 
     def _build_postings(self, name_terms: list[set[str]], field_terms: list[frozenset]) -> None:
         """IDF over names and fields; per term the procedures having it and how (name: 1.0,
@@ -405,7 +418,9 @@ class _Index:
         }
         self.unknown_word_weight = _UNKNOWN_WORD_SHARE * max(self.idf.values(), default=0.0)
         self.name_weight = np.array(
-            [sum(self.idf[t] for t in terms if " " not in t) or 1.0 for terms in name_terms]
+            # Summed in sorted order: a set's order changes with the hash seed, and so would
+            # the last bits of the sum, and the order of names that tie.
+            [sum(self.idf[t] for t in sorted(terms) if " " not in t) or 1.0 for terms in name_terms]
         )
 
     # -- query analysis -------------------------------------------------------------------
@@ -501,10 +516,12 @@ class _Index:
         words = _rewrite(self._correct_pairs(words), _CONCEPTS)
         terms: dict[str, _Term] = {}
         for i, word in enumerate(words):
-            terms.setdefault(word.folded, _term((word,)))
+            if word.folded not in terms:  # the first occurrence decides, as typed
+                terms[word.folded] = _term((word,))
             if i + 1 < len(words) and "|" not in word.folded + words[i + 1].folded:
-                pair = _term((word, words[i + 1]))
-                terms.setdefault(pair.text, pair)
+                text = f"{word.folded} {words[i + 1].folded}"
+                if text not in terms:
+                    terms[text] = _term((word, words[i + 1]))
         return list(terms.values())
 
     # -- scoring --------------------------------------------------------------------------
@@ -584,36 +601,65 @@ class _Index:
             return matched
         precision = np.minimum(name_matched / self.name_weight, 1.0)
         scores = matched / total * (0.8 + 0.2 * precision)
-        for marker, prior in self.narrow.items():
-            if not any(f" {phrase} " in query_text for phrase in _NARROW_VARIANTS[marker]):
-                scores *= prior
-        for action, prior in self.actions.items():
-            if not query_tokens & _ACTIONS[action]:
-                scores *= prior
-        scores *= self.level_prior
-        return scores
+        return scores * self._prior(query_tokens, query_text)
+
+    def _prior(self, query_tokens: set[str], query_text: str) -> np.ndarray:
+        """Per procedure, the product of the priors of the narrow variants and the actions the
+        query does not name, and of the level prior (few distinct products: cached)."""
+        narrow = tuple(
+            marker
+            for marker in self.narrow
+            if not any(f" {phrase} " in query_text for phrase in _NARROW_VARIANTS[marker])
+        )
+        actions = tuple(a for a in self.actions if not query_tokens & _ACTIONS[a])
+        key = (narrow, actions)
+        prior = self._priors.get(key)
+        if prior is None:
+            prior = self.level_prior.copy()
+            for marker in narrow:
+                prior *= self.narrow[marker]
+            for action in actions:
+                prior *= self.actions[action]
+            if len(self._priors) >= _MAX_CACHED_MASKS:
+                self._priors.clear()
+            self._priors[key] = prior
+        return prior
 
     def _phrase_part(self, term: _Term, phrase: str, parts: tuple[list, list, list, list]) -> float:
         """`score` for a term of one phrase: its posting's values, appended to `parts` (ids,
         values, name ids, name values); returns its weight."""
-        ids, factors = self.postings[phrase]
-        if term.hint:
-            factors = np.ones(len(ids))
-        weight = self._phrase_weight(phrase)
-        best = weight * factors
-        if term.accents:
-            spelled = self.accent_postings.get(term.accents)
-            if spelled is None:
-                best = best * _ACCENT_CREDIT
-            else:
-                at = np.minimum(np.searchsorted(spelled, ids), len(spelled) - 1)
-                best = np.where(spelled[at] != ids, best * _ACCENT_CREDIT, best)
+        ids, weight, best, in_name = self._phrase_arrays(phrase, term.hint, term.accents)
         parts[0].append(ids)
         parts[1].append(term.factor * term.confidence * best)
         if term.is_word:
             parts[2].append(ids)
-            parts[3].append(self._alternatives_weight(phrase) * (factors == 1.0))
+            parts[3].append(in_name)
         return term.factor * weight
+
+    def _phrase_arrays(self, phrase: str, hint: bool, accents: str | None) -> tuple:
+        """A phrase's posting ids, weight, values (less where the names spell it with other
+        accents than typed) and name-word values: the same for every query, so cached."""
+        key = (phrase, hint, accents)
+        cached = self._phrase_values.get(key)
+        if cached is None:
+            ids, factors = self.postings[phrase]
+            if hint:
+                factors = np.ones(len(ids))
+            weight = self._phrase_weight(phrase)
+            best = weight * factors
+            if accents:
+                spelled = self.accent_postings.get(accents)
+                if spelled is None:
+                    best = best * _ACCENT_CREDIT
+                else:
+                    at = np.minimum(np.searchsorted(spelled, ids), len(spelled) - 1)
+                    best = np.where(spelled[at] != ids, best * _ACCENT_CREDIT, best)
+            in_name = self._alternatives_weight(phrase) * (factors == 1.0)
+            cached = (ids, weight, best, in_name)
+            if len(self._phrase_values) >= _MAX_CACHED_PHRASES:  # accents come from citizens
+                self._phrase_values.clear()
+            self._phrase_values[key] = cached
+        return cached
 
     def _other_accents(self, term: _Term, ids: np.ndarray) -> np.ndarray:
         """Of the procedures in `ids` (a word's or pair's posting), those whose name does not

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from procedures_db.vocabulary import load_vocabulary
 
@@ -20,6 +21,7 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+@lru_cache(maxsize=65536)  # a message's syllables repeat; each is fixed once
 def _syllable_tone_fix(syllable: str) -> str:
     """Move a tone mark to the traditional position in open oa/oe/uy syllables.
 
@@ -58,10 +60,24 @@ def canonical(text: str) -> str:
     return " ".join(text.split())
 
 
+class _KeepUnlessMark(dict):
+    """A `str.translate` table that drops combining marks (category Mn) and keeps every other
+    character. Characters of the alphabets before CJK are remembered (later lookups stay in C);
+    others are looked up each time, so strange input cannot grow the table."""
+
+    def __missing__(self, code: int) -> int | None:
+        kept = None if unicodedata.category(chr(code)) == "Mn" else code
+        if code < 0x3000:
+            self[code] = kept
+        return kept
+
+
+_DROP_MARKS = _KeepUnlessMark()
+
+
 def fold_accents(text: str) -> str:
     """Remove all Vietnamese diacritics: "Đổi bằng lái" -> "Doi bang lai"."""
-    decomposed = unicodedata.normalize("NFD", text or "")
-    stripped = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    stripped = unicodedata.normalize("NFD", text or "").translate(_DROP_MARKS)
     return nfc(stripped).replace("đ", "d").replace("Đ", "D")
 
 

@@ -4,6 +4,9 @@ calibration, determinism and the decision rule."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -456,6 +459,42 @@ def test_same_build_same_ranking(indexes):
     a = fit(scored(groups, first), ("tree_score",), ("b",) * len(groups[0].g))
     b = fit(scored(groups, second), ("tree_score",), ("b",) * len(groups[0].g))
     assert np.array_equal(a.w, b.w) and np.array_equal(a.v, b.v)
+
+
+_FEATURE_DIGEST = """
+import hashlib, numpy as np
+from procedures_db.db import get_engine
+from procedures_db.resolver import Context, indexes_for, load_model
+from procedures_db.resolver.datasets import real_questions
+from procedures_db.resolver.features import candidate_matrix, none_vector, view
+indexes = indexes_for(get_engine())
+examples = load_model().example_index(indexes.records)
+digest = hashlib.sha256()
+for row in real_questions("dev")[:80]:
+    v = view(indexes.names, indexes.records, row.turns[0].text, Context(), None, examples)
+    for part in (v.candidates, candidate_matrix(v, indexes.records), none_vector(v)):
+        digest.update(np.ascontiguousarray(part, dtype=float).tobytes())
+print(digest.hexdigest())
+"""
+
+
+def test_features_do_not_depend_on_the_hash_seed(full_db_url):
+    """The Rasa action server and the web server run with a random hash salt, the build with
+    one: a sum over a set would change its last bits, and the order of tied candidates, with
+    the salt. The same messages give the same features, to the bit, under two salts."""
+    digests = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PROCEDURES_DB_URL": full_db_url}
+        done = subprocess.run(
+            [sys.executable, "-c", _FEATURE_DIGEST],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1
 
 
 def test_resolve_is_repeatable(use_full_db):

@@ -225,10 +225,15 @@ def yes_no_question(message: str) -> bool:
 
 
 def _inverse_rank(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """1 / (1 + rank) of each candidate in `scores` (0 for a zero score)."""
+    """1 / (1 + rank) of each candidate in `scores` (0 for a zero score); the rank is how many
+    positive scores are higher. The candidates are sorted, not the thousands of scores: each
+    score finds how many candidates it beats."""
     mine = scores[ids]
-    positive = np.sort(scores[scores > 0])
-    ranks = len(positive) - np.searchsorted(positive, mine, side="right")
+    order = np.argsort(mine, kind="stable")
+    beaten = np.searchsorted(mine[order], scores[scores > 0], side="left")
+    higher = np.cumsum(np.bincount(beaten, minlength=len(ids) + 1)[::-1])[::-1]
+    ranks = np.empty(len(ids))
+    ranks[order] = higher[1:]
     return np.where(mine > 0, 1.0 / (1.0 + ranks), 0.0)
 
 
@@ -241,9 +246,9 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _life_events() -> tuple[tuple[str, str], ...]:
-    """(folded phrase, procedure words), longest phrase first (vocabulary/life_events.yml)."""
+    """(" folded phrase ", procedure words), longest phrase first (vocabulary/life_events.yml)."""
     pairs = [
-        (" ".join(tokens(alternative)), words)
+        (f" {' '.join(tokens(alternative))} ", words)
         for phrase, words in load_vocabulary().life_events.items()
         for alternative in phrase.split("|")
     ]
@@ -254,7 +259,7 @@ def life_event_text(message: str) -> str:
     """The procedure words implied by the situations the message tells ("mới sinh" ->
     "đăng ký khai sinh"), or ""."""
     text = f" {' '.join(tokens(message))} "
-    found = [words for phrase, words in _life_events() if f" {phrase} " in text]
+    found = [words for phrase, words in _life_events() if phrase in text]
     return " . ".join(dict.fromkeys(found))
 
 
@@ -471,7 +476,8 @@ def _specific(records: RecordIndex, ids: np.ndarray, words: set[str]) -> np.ndar
     shared word counts 1 / the number of candidates whose names have it."""
     matched = [records.name_tokens[i] & words for i in ids]
     among = Counter(word for m in matched for word in m)
-    return np.array([sum(1.0 / among[word] for word in m) for m in matched])
+    # Sorted: a set's order, and so the sum's last bits, would change with the hash seed.
+    return np.array([sum(1.0 / among[word] for word in sorted(m)) for m in matched])
 
 
 def _coverage(part: set[str], whole: set[str]) -> float:
