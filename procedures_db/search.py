@@ -107,7 +107,7 @@ class IndexRow:
 # Text analysis shared by names and queries
 
 
-@dataclass
+@dataclass(frozen=True)  # hashable: `_term` is cached by its words
 class _Word:
     folded: str
     accented: str | None  # None when typed without accents or produced by a rewrite
@@ -285,14 +285,9 @@ class _Term:
         return " " not in self.text and "|" not in self.text
 
 
+@lru_cache(maxsize=65536)  # a message's words recur, and the same words recur across messages
 def _term(words: tuple[_Word, ...]) -> _Term:
     """A query word, or a pair of adjacent words (weighted by _BIGRAM_FACTOR)."""
-    return _term_of(tuple((w.folded, w.accented, w.corrected, w.rewritten, w.hint) for w in words))
-
-
-@lru_cache(maxsize=65536)  # a message's words recur, and the same words recur across messages
-def _term_of(key: tuple[tuple, ...]) -> _Term:
-    words = tuple(_Word(*fields) for fields in key)
     factor = min(_word_factor(w) for w in words)
     if len(words) == 2:
         factor *= _BIGRAM_FACTOR
@@ -586,7 +581,7 @@ class _Index:
                     in_name = self._alternatives_weight(phrase) * (factors == 1.0)
                     best_name[ids] = np.maximum(best_name[ids], in_name)
             if term.accents:
-                best[self._other_accents(term, ids)] *= _ACCENT_CREDIT
+                best[ids[self._spelled_otherwise(term.accents, ids)]] *= _ACCENT_CREDIT
             total += term.factor * max(weights)
             matched += term.factor * term.confidence * best
             name_matched += best_name
@@ -648,12 +643,7 @@ class _Index:
             weight = self._phrase_weight(phrase)
             best = weight * factors
             if accents:
-                spelled = self.accent_postings.get(accents)
-                if spelled is None:
-                    best = best * _ACCENT_CREDIT
-                else:
-                    at = np.minimum(np.searchsorted(spelled, ids), len(spelled) - 1)
-                    best = np.where(spelled[at] != ids, best * _ACCENT_CREDIT, best)
+                best = np.where(self._spelled_otherwise(accents, ids), best * _ACCENT_CREDIT, best)
             in_name = self._alternatives_weight(phrase) * (factors == 1.0)
             cached = (ids, weight, best, in_name)
             if len(self._phrase_values) >= _MAX_CACHED_PHRASES:  # accents come from citizens
@@ -661,15 +651,15 @@ class _Index:
             self._phrase_values[key] = cached
         return cached
 
-    def _other_accents(self, term: _Term, ids: np.ndarray) -> np.ndarray:
-        """Of the procedures in `ids` (a word's or pair's posting), those whose name does not
-        have the word or pair with the accents the citizen typed."""
-        spelled = self.accent_postings.get(term.accents)
+    def _spelled_otherwise(self, accents: str, ids: np.ndarray) -> np.ndarray:
+        """Of the procedures in `ids` (a word's or pair's posting), a mask of those whose name
+        does not have the word or pair with the accents the citizen typed."""
+        spelled = self.accent_postings.get(accents)
         if spelled is None:
-            return ids
+            return np.ones(len(ids), dtype=bool)
         # Membership by binary search in the ascending posting (np.isin sorts both every call).
         at = np.minimum(np.searchsorted(spelled, ids), len(spelled) - 1)
-        return ids[spelled[at] != ids]
+        return spelled[at] != ids
 
     def read(self, query: str) -> tuple[np.ndarray, list[str]]:
         """For the resolver, in one analysis: per procedure the name score of `query` (codes
