@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,20 +25,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from procedures_db.db import get_engine
 from procedures_db.resolver import build_indexes, load_records, model, training
 from procedures_db.resolver.features import view
+from procedures_db.text import fold_accents
 
 
-def dev_examples(indexes) -> tuple[training.TrainingSet, dict[int, tuple]]:
-    """The training set, and for each group built the example and its candidates' codes."""
+def dev_examples(indexes, folded: bool = False) -> tuple[training.TrainingSet, dict[int, tuple]]:
+    """The training set, and for each group built the example, its candidates' codes and the
+    group to score it by (with `folded`: a dev example's text without accents, as many citizens
+    type; the model still learns from the text as written)."""
     built: dict[int, tuple] = {}
     to_group = training.to_group
+
+    def codes_of(indexes_, example, examples):
+        v = view(indexes_.names, indexes_.records, example.text, example.context, examples=examples)
+        return [indexes_.records.records[i].code for i in v.candidates]
 
     def keeping(indexes_, example, examples=None):
         group = to_group(indexes_, example, examples)
         if group is not None:
-            v = view(
-                indexes_.names, indexes_.records, example.text, example.context, examples=examples
-            )
-            built[id(group)] = (example, [indexes_.records.records[i].code for i in v.candidates])
+            scored_as, shown = group, example
+            if folded and example.source in ("real", "multiturn"):
+                shown = replace(example, text=fold_accents(example.text))
+                scored_as = to_group(indexes_, shown, examples)
+            codes = codes_of(indexes_, shown, examples) if scored_as is not None else []
+            built[id(group)] = (example, codes, scored_as)
         return group
 
     training.to_group = keeping
@@ -65,11 +75,13 @@ def rows_for_seed(data, built, seed: int) -> list[dict]:
         train = [g for key, g, _ in data.groups if training._fold_of(key) != fold]
         held = [(g, p) for key, g, p in data.groups if training._fold_of(key) == fold and p]
         trees = model.fit_trees(train)
-        for scored, (group, part) in zip(
-            model.scored([g for g, _ in held], trees), held, strict=True
-        ):
-            example, codes = built[id(group)]
-            ranking = [codes[i] for i in np.argsort(-scored.x[:, 0])[:5]]
+        for group, part in held:
+            example, codes, scored_as = built[id(group)]
+            if scored_as is None:
+                ranking = []
+            else:
+                scored = model.scored([scored_as], trees)[0]
+                ranking = [codes[i] for i in np.argsort(-scored.x[:, 0])[:5]]
             rows.append(
                 {
                     "kind": kind_of(example, part),
@@ -89,9 +101,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
     parser.add_argument("--json", type=Path, help="write every row, by seed")
+    parser.add_argument(
+        "--folded", action="store_true", help="score the dev examples with their accents removed"
+    )
     args = parser.parse_args()
     indexes = build_indexes(load_records(get_engine()))
-    data, built = dev_examples(indexes)
+    data, built = dev_examples(indexes, args.folded)
     out = {}
     for seed in args.seeds:
         rows = out[seed] = rows_for_seed(data, built, seed)

@@ -339,6 +339,24 @@ def test_training_reads_no_remembered_question_of_its_own_page(indexes):
         assert seen == (fold != _fold_of(example.key))
 
 
+def test_conversation_turns_are_learned_typed_without_accents_too():
+    from procedures_db.resolver.training import WEIGHTS, unaccented
+
+    page = "https://example.vn/hoi-dap"
+    turn = Example("thế còn lệ phí?", frozenset({BIRTH}), Context(current=BIRTH), "multiturn", page)
+    typed_plain = Example(
+        "con le phi?", frozenset({BIRTH}), Context(current=BIRTH), "multiturn", page
+    )
+    story = Example(
+        "Con tôi mới sinh, làm khai sinh ở đâu?", frozenset({BIRTH}), Context(), "real", page
+    )
+    copies = unaccented([turn, typed_plain, story])
+    assert [c.text for c in copies] == ["the con le phi?"]
+    copy = copies[0]
+    assert (copy.codes, copy.context, copy.key) == (turn.codes, turn.context, turn.key)
+    assert copy.source == "unaccented" and WEIGHTS["unaccented"] > 0
+
+
 def test_the_model_remembers_the_dev_questions_only(indexes, model):
     keys = {e.key for e in model.examples}
     assert len(model.examples) >= 500

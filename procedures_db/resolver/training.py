@@ -9,7 +9,9 @@ Training data (never the test parts):
 - examples generated from the records (names in question shapes, with a story before them);
 - conversation pairs generated from those: a follow-up phrasing from the NLU data (an ask_*
   example naming no procedure) about a current procedure, and a named procedure after another;
-- messages that name no procedure (the NLU's out_of_scope and small-talk examples): "none".
+- messages that name no procedure (the NLU's out_of_scope and small-talk examples): "none";
+- the dev conversation turns typed without accents, as many citizens chat (trained on, not
+  counted in the dev figures).
 
 Calibration and thresholds come from out-of-fold predictions on the dev parts (5 folds by source
 page): the temperature that maximises their likelihood, then the decision thresholds read off the
@@ -21,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +66,15 @@ TEMPLATES = Path(__file__).with_name("templates.yml")
 NONE_INTENTS = ("out_of_scope", "greet", "goodbye", "thank", "bot_challenge")
 
 # Weight of one example by where it comes from.
-WEIGHTS = {"real": 3.0, "multiturn": 2.0, "search": 1.0, "e2e": 1.0, "generated": 0.5, "none": 1.0}
+WEIGHTS = {
+    "real": 3.0,
+    "multiturn": 2.0,
+    "search": 1.0,
+    "e2e": 1.0,
+    "generated": 0.5,
+    "none": 1.0,
+    "unaccented": 1.0,
+}
 
 
 @dataclass(frozen=True)
@@ -253,9 +263,10 @@ def training_set(indexes: Indexes) -> TrainingSet:
     examples = remembered(indexes, dev_rows + search_queries() + e2e_questions())
     per_fold = fold_example_indexes(indexes, examples)
     groups, missed = [], {"real": 0, "multiturn": 0}
-    for example in base + dev:
+    dev_set = set(dev)
+    for example in base + dev + unaccented(dev):
         group = to_group(indexes, example, per_fold[_fold_of(example.key)])
-        part = example.source if example in dev else None
+        part = example.source if example in dev_set else None
         if group is None or not reachable(group):
             if part:
                 missed[part] += 1
@@ -263,6 +274,16 @@ def training_set(indexes: Indexes) -> TrainingSet:
                 continue
         groups.append((example.key, group, part))
     return TrainingSet(groups, missed, examples)
+
+
+def unaccented(examples: list[Example]) -> list[Example]:
+    """The conversation turns typed without accents, as many citizens chat (a copy of the same
+    page, so of the same fold; trained on, never counted as dev)."""
+    return [
+        replace(e, text=folded, source="unaccented")
+        for e in examples
+        if e.source == "multiturn" and (folded := fold_accents(e.text)) != e.text
+    ]
 
 
 def reachable(group: Group) -> bool:
