@@ -6,7 +6,10 @@ question, a conversation's first turn, a follow-up (the current procedure stays)
 (a new procedure named). A change to the resolver is compared over several seeds
 (`--seeds 42 1 2`): one seed's tree randomness moves a kind by a few examples.
 
-    PYTHONPATH=. .venv/bin/python scripts/resolver_oof.py [--seeds 42 1 2] [--json OUT]
+    PYTHONPATH=. .venv/bin/python scripts/resolver_oof.py [--seeds 42 1 2] [--json OUT] [--folded]
+
+`--folded` scores the held-out examples typed without accents (what a citizen on Zalo often
+sends); the model still learns from the text as written.
 """
 
 from __future__ import annotations

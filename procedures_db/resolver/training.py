@@ -73,7 +73,7 @@ WEIGHTS = {
     "e2e": 1.0,
     "generated": 0.5,
     "none": 1.0,
-    "unaccented": 1.0,
+    "unaccented": 2.0,
 }
 
 
