@@ -262,6 +262,20 @@ def test_the_regression_over_remembered_questions_tells_close_procedures_apart(i
     assert not ExampleIndex([], indexes.records).ridge_scores(["sinh"]).any()
 
 
+def test_the_regression_onto_fields_reaches_procedures_nobody_asked_about(indexes):
+    """A story about a birth tells the civil-status field: marriage registration, asked by
+    no remembered question, scores as its field does; a licence procedure scores nothing."""
+    told = "con tôi mới sinh ở bệnh viện, làm giấy khai sinh cho cháu ở đâu"
+    index = ExampleIndex([remembered_question(indexes, told, (BIRTH,), "a")], indexes.records)
+    terms = indexes.names.terms("vợ sinh con ở bệnh viện huyện, cần làm giấy tờ gì")
+    by_field = index.field_scores(terms)
+    birth, marriage = indexes.records.by_code[BIRTH], indexes.records.by_code[MARRIAGE]
+    assert by_field[marriage] == by_field[birth] > 0
+    assert index.ridge_scores(terms)[marriage] == 0
+    assert by_field[indexes.records.by_code[LICENCE_EXCHANGE]] == 0
+    assert not ExampleIndex([], indexes.records).field_scores(["sinh"]).any()
+
+
 def test_how_often_a_procedure_was_asked_counts_its_remembered_questions(indexes):
     """The prior the ranking reads (`asked_before`): per procedure, the remembered questions
     about it, a question with two acceptable codes counting for each; a page of its own fold

@@ -5,8 +5,9 @@ bao lâu" is the maternity benefit); the question sets' dev parts hold many such
 acceptable procedures. BM25 over the analysed terms of those questions (the index's own analysis:
 accents, shorthand, typos); a procedure's score is the best score among the questions labelled
 with it. The model weighs it like any other list, with a regression of the same questions onto
-their procedures (`ridge_scores`) and how many remembered questions each procedure has (a prior:
-of 2,600 procedures citizens ask about a few hundred).
+their procedures (`ridge_scores`) and onto those procedures' fields (`field_scores`: it reaches
+procedures nobody asked about yet), and how many remembered questions each procedure has (a
+prior: of 2,600 procedures citizens ask about a few hundred).
 
 Training reads every example through an index that holds no question of its own fold (the folds
 of the out-of-fold figures), so the model learns how far to trust a neighbour it has not seen;
@@ -58,6 +59,7 @@ class ExampleIndex:
 
     def __init__(self, examples: Sequence[LabelledText], records: RecordIndex) -> None:
         self.size = len(records.records)
+        self.field_ids = records.field_ids
         rows = [
             (e.terms, [records.by_code[c] for c in e.codes if c in records.by_code])
             for e in examples
@@ -80,15 +82,22 @@ class ExampleIndex:
         their BM25 weights: unlike the nearest question, it weighs every remembered question
         together, so words that several procedures' questions share count less than the words
         that tell them apart ("nước ngoài" between two birth registrations)."""
-        self.ridge = None
+        self.ridge = self.field_ridge = None
         if self.bm25 is None:
             return
         classes = np.flatnonzero(self.asked)
         column = {c: j for j, c in enumerate(classes)}
-        targets = np.zeros((len(self.labels), len(classes)))
+        # The same regression onto the procedures' fields: a field's questions pooled tell a
+        # story's domain even for a procedure nobody asked about yet.
+        fields = np.unique(self.field_ids[classes])
+        field_column = {f: len(classes) + j for j, f in enumerate(fields)}
+        targets = np.zeros((len(self.labels), len(classes) + len(fields)))
         for i, ids in enumerate(self.labels):
             targets[i, [column[c] for c in ids]] = 1.0
-        self.ridge = (_fit_words(self.bm25, targets).astype(np.float32), classes)
+            targets[i, [field_column[f] for f in set(self.field_ids[ids])]] = 1.0
+        by_word = _fit_words(self.bm25, targets).astype(np.float32)
+        self.ridge = (by_word[:, : len(classes)], classes)
+        self.field_ridge = (by_word[:, len(classes) :], fields)
 
     def _fit_stay(self, turns: Sequence[LabelledText]) -> None:
         """Whether a turn's words keep the conversation's procedure ("lệ phí bao nhiêu", "có
@@ -112,10 +121,20 @@ class ExampleIndex:
         return mean + float(by_word[ids] @ query) if ids else mean
 
     def ridge_scores(self, terms: Sequence[str]) -> np.ndarray:
-        out = np.zeros(self.size)
-        if self.ridge is None:
+        return self._regressed(self.ridge, terms)
+
+    def field_scores(self, terms: Sequence[str]) -> np.ndarray:
+        """Per procedure, the regression onto its field."""
+        if self.field_ridge is None:
+            return np.zeros(self.size)
+        by_field = self._regressed(self.field_ridge, terms, int(self.field_ids.max()) + 1)
+        return by_field[self.field_ids]
+
+    def _regressed(self, fitted, terms: Sequence[str], size: int | None = None) -> np.ndarray:
+        out = np.zeros(self.size if size is None else size)
+        if fitted is None:
             return out
-        by_word, classes = self.ridge
+        by_word, classes = fitted
         ids, query = _unit_query(self.bm25, terms)
         if ids:
             # Summed row by row: a BLAS product would wake threads that spin on the other core.

@@ -83,6 +83,8 @@ CANDIDATE_FEATURES = (
     "rank_ridge",
     "ridge_focus",
     "current_stay_words",
+    "ridge_field",
+    "ridge_field_focus",
 )
 NONE_FEATURES = (
     "bias",
@@ -287,6 +289,8 @@ class QueryView:
     asked: np.ndarray  # how many remembered questions were about each procedure
     ridge: np.ndarray  # the remembered questions' regression onto procedures
     ridge_focus: np.ndarray
+    ridge_field: np.ndarray  # the same regression onto each procedure's field
+    ridge_field_focus: np.ndarray
     stay: float  # the turn's words keep the current procedure (>0) or move (<0)
     current: int | None
     offered: list[int]
@@ -351,6 +355,10 @@ def view(
         asked=examples.asked if examples else zeros,
         ridge=examples.ridge_scores(full_terms) if examples else zeros,
         ridge_focus=examples.ridge_scores(focus_terms) if examples and focus != message else zeros,
+        ridge_field=examples.field_scores(full_terms) if examples else zeros,
+        ridge_field_focus=(
+            examples.field_scores(focus_terms) if examples and focus != message else zeros
+        ),
         stay=(
             examples.stay_score([*full_terms, *turn_words(message)])
             if examples and current is not None
@@ -360,6 +368,7 @@ def view(
     if examples and focus == message:
         v.near_focus = v.near_full
         v.ridge_focus = v.ridge
+        v.ridge_field_focus = v.ridge_field
     lists = [v.name_full, v.name_focus, v.name_span, v.name_life, v.record_full, v.record_focus]
     if current is not None:
         # "còn cấp lại khi bị mất thì sao" after "đổi bằng lái": the best names of the current
@@ -466,6 +475,8 @@ def candidate_matrix(v: QueryView, records: RecordIndex) -> np.ndarray:
         _inverse_rank(v.ridge, ids),
         v.ridge_focus[ids],
         is_current * v.stay,
+        v.ridge_field[ids],
+        v.ridge_field_focus[ids],
     ]
     return np.column_stack(columns)
 
