@@ -60,6 +60,7 @@ class ExampleIndex:
     def __init__(self, examples: Sequence[LabelledText], records: RecordIndex) -> None:
         self.size = len(records.records)
         self.field_ids = records.field_ids
+        self.fields = int(records.field_ids.max(initial=-1)) + 1
         rows = [
             (e.terms, [records.by_code[c] for c in e.codes if c in records.by_code])
             for e in examples
@@ -125,10 +126,7 @@ class ExampleIndex:
 
     def field_scores(self, terms: Sequence[str]) -> np.ndarray:
         """Per procedure, the regression onto its field."""
-        if self.field_ridge is None:
-            return np.zeros(self.size)
-        by_field = self._regressed(self.field_ridge, terms, int(self.field_ids.max()) + 1)
-        return by_field[self.field_ids]
+        return self._regressed(self.field_ridge, terms, self.fields)[self.field_ids]
 
     def _regressed(self, fitted, terms: Sequence[str], size: int | None = None) -> np.ndarray:
         out = np.zeros(self.size if size is None else size)
