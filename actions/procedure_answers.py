@@ -46,7 +46,7 @@ from actions.questions import (
 from procedures_db.asked import asks_same_again
 from procedures_db.profile import ProvinceProfile, contact_hint, outage_apology
 from procedures_db.resolver import Candidate, Context, Decision
-from procedures_db.resolver.features import earlier_procedures
+from procedures_db.resolver.features import MAX_EARLIER, earlier_procedures
 from procedures_db.search import short_title
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,11 @@ def context_of(tracker: Tracker, text: str) -> Context:
     offered = tracker.get_slot(CANDIDATES_SLOT) or []
     current = tracker.get_slot(PROCEDURE_SLOT)
     earlier = earlier_procedures(procedures_so_far(tracker))[1]
+    if offered and tracker.get_slot(PENDING_FACTS_SLOT) is not None:
+        # The bot asked which one and answered nothing: the list is what the conversation is
+        # about now ("bao lâu thì có" asks about those offered), the answered one is earlier.
+        earlier = tuple(c for c in (current, *earlier) if c)[:MAX_EARLIER]
+        current = None
     return Context(
         current=current,
         offered=tuple(c["code"] for c in offered if isinstance(c, dict) and c.get("code")),

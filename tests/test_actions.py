@@ -324,6 +324,61 @@ def test_the_context_holds_the_earlier_procedures_of_the_session() -> None:
     assert context.earlier == (LICENCE, "1.000894")
 
 
+def test_after_asking_which_one_the_list_is_what_the_conversation_is_about() -> None:
+    slots = {
+        "procedure_code": "1.001193",
+        "procedure_candidates": [
+            {"code": "1.014061", "name": "a"},
+            {"code": "1.014064", "name": "b"},
+        ],
+        "pending_facts": ["overview"],
+    }
+    tracker = Tracker("citizen", slots, {}, [], False, None, {}, "action_listen")
+    context = context_of(tracker, "bao lâu thì có")
+    assert context.current is None
+    assert context.offered == ("1.014061", "1.014064")
+    assert context.earlier == ("1.001193",)
+    # Alternatives offered beside an answer: the answered procedure stays current.
+    answered = Tracker("citizen", {**slots, "pending_facts": None}, {}, [], False, None, {}, "")
+    assert context_of(answered, "bao lâu thì có").current == "1.001193"
+
+
+def named_codes(chat: Chat) -> set[str]:
+    """The codes the bot's last reply answered or offered."""
+    text = "\n".join(m.get("text") or "" for m in chat.messages)
+    payloads = [b["payload"] for b in chat.buttons if b["payload"].startswith("/choose")]
+    return set(re.findall(r"(?:Mã TTHC: |\(mã )(\d{1,2}\.\d{6})", text)) | {
+        json.loads(p.removeprefix("/choose_procedure"))["procedure_code"] for p in payloads
+    }
+
+
+@pytest.mark.parametrize(
+    ("turns", "previous"),
+    [
+        (
+            [
+                ("đăng ký khai sinh cần giấy tờ gì", "ask_documents"),
+                ("con cccd cho me thi sao", "ask_documents"),
+            ],
+            "1.001193",
+        ),
+        ([("xin phiếu lý lịch tư pháp số 2 để đi xuất khẩu lao động", "ask_procedure_info")], None),
+    ],
+)
+async def test_a_follow_up_after_a_list_stays_with_the_list(
+    turns: list[tuple[str, str]], previous: str | None, use_full_db: str
+) -> None:
+    chat = Chat()
+    for text, intent in turns:
+        await chat.say(text, intent)
+    listed = named_codes(chat)
+    assert listed and previous not in listed
+    reply = await chat.say("bao lâu thì có", "ask_processing_time")
+    # Answered or asked again (the time compared), about those listed: never the previous one.
+    assert named_codes(chat) and named_codes(chat) <= listed, reply
+    assert "Thời gian" in reply
+
+
 async def test_going_back_to_an_earlier_procedure(use_full_db: str) -> None:
     chat = Chat()
     await chat.say("đổi bằng lái mất bao lâu", "ask_processing_time", procedure_code=LICENCE)

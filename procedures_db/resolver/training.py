@@ -10,6 +10,9 @@ Training data (never the test parts):
 - conversation pairs generated from those: a follow-up phrasing from the NLU data (an ask_*
   example naming no procedure) about a current procedure, and a named procedure after another;
 - messages that name no procedure (the NLU's out_of_scope and small-talk examples): "none";
+- the turn after the bot offered candidates (`offered_examples`): after it asked which one, a
+  follow-up is about the list and a named procedure about itself; beside an answer, a follow-up
+  stays with the answer;
 - the dev conversation turns typed without accents, as many citizens chat (trained on, not
   counted in the dev figures).
 
@@ -140,6 +143,12 @@ def sibling(indexes: Indexes, example: Example, rng: random.Random) -> str | Non
     """A procedure of the example's field whose name is close to the message but that does not
     answer it ("đăng ký thành lập hộ kinh doanh" for "cấp lại giấy chứng nhận hộ kinh doanh"):
     the hard case of a switch, where the current procedure's words are in the message too."""
+    close = siblings(indexes, example)
+    return rng.choice(close) if close else None
+
+
+def siblings(indexes: Indexes, example: Example) -> list[str]:
+    """Up to three such procedures, closest first."""
     records = indexes.records
     targets = [records.by_code[c] for c in example.codes if c in records.by_code]
     if not targets:
@@ -153,7 +162,45 @@ def sibling(indexes: Indexes, example: Example, rng: random.Random) -> str | Non
         and int(records.field_ids[i]) in fields
         and records.records[i].code not in example.codes
     ][:3]
-    return records.records[rng.choice(close)].code if close else None
+    return [records.records[i].code for i in close]
+
+
+def offered_examples(
+    indexes: Indexes, singles: list[Example], follow_ups: list[str], rng: random.Random
+) -> list[Example]:
+    """The turn after the bot offered candidates. After it asked which one (no answer, nothing
+    current): a follow-up naming no procedure is about the list ("bao lâu thì có": every offered
+    one is acceptable, so the bot asks again, with the fact compared), a message naming another
+    procedure is about that one. After an answer with alternatives beside it: a follow-up stays
+    with the answer."""
+    named = [e for e in singles if e.codes and not e.context.current]
+    out = []
+    for k, example in enumerate(named):
+        close = siblings(indexes, example)
+        if not close:
+            continue
+        target = min(example.codes)
+        listed = [target, *close[: rng.choice((1, 2))]]
+        rng.shuffle(listed)
+        offered = tuple(listed)
+        before = min(rng.choice(named).codes)
+        earlier = (before,) if before not in offered and rng.random() < 0.5 else ()
+        asked = Context(offered=offered, earlier=earlier)
+        out.append(
+            Example(_phrase(follow_ups, rng), frozenset(offered), asked, "generated", f"ask-{k}")
+        )
+        other = rng.choice(named)
+        if not other.codes & set(offered):
+            out.append(Example(other.text, other.codes, asked, "generated", f"ask-sw-{k}"))
+        beside = Context(current=target, offered=tuple(close))
+        phrase = _phrase(follow_ups, rng)
+        out.append(Example(phrase, frozenset({target}), beside, "generated", f"alt-{k}"))
+    return out
+
+
+def _phrase(follow_ups: list[str], rng: random.Random) -> str:
+    phrase = rng.choice(follow_ups)
+    return fold_accents(phrase).lower() if rng.random() < 0.4 else phrase
 
 
 def conversation_pairs(
@@ -258,6 +305,7 @@ def training_set(indexes: Indexes) -> TrainingSet:
     base = singles + generated_examples(indexes, rng)
     base += conversation_pairs(indexes, singles, follow_ups, rng)
     base += none_examples(none_texts, rng)
+    base += offered_examples(indexes, singles, follow_ups, rng)
     dev_rows = real_questions("dev") + conversations("dev")
     dev = [e for c in dev_rows for e in turn_examples(c)]
     examples = remembered(indexes, dev_rows + search_queries() + e2e_questions())
