@@ -199,6 +199,7 @@ def offered_examples(
 
 
 def _phrase(follow_ups: list[str], rng: random.Random) -> str:
+    """A follow-up phrasing, often typed without accents (as many citizens chat)."""
     phrase = rng.choice(follow_ups)
     return fold_accents(phrase).lower() if rng.random() < 0.4 else phrase
 
@@ -225,9 +226,7 @@ def conversation_pairs(
             out.append(
                 Example(text, example.codes, Context(current=close), "generated", f"sib-{k}")
             )
-        phrase = rng.choice(follow_ups)
-        if rng.random() < 0.4:  # many citizens type without accents
-            phrase = fold_accents(phrase).lower()
+        phrase = _phrase(follow_ups, rng)
         out.append(
             Example(phrase, frozenset({current}), Context(current=current), "generated", f"fu-{k}")
         )
