@@ -55,7 +55,12 @@ class Reply:
 
 def send(base_url: str, sender: str, text: str, timeout_s: float = 30.0) -> Reply:
     messages, latency = eval_e2e.ask(base_url, text, timeout_s, sender=sender)
-    reply = Reply(latency_s=latency)
+    return reply_of(messages, latency)
+
+
+def reply_of(messages: list[dict], latency_s: float = 0.0) -> Reply:
+    """The codes a reply's messages answer and offer (text, buttons)."""
+    reply = Reply(latency_s=latency_s)
     for message in messages:
         text_out = message.get("text") or ""
         reply.text += text_out[:160] + " / "

@@ -27,6 +27,7 @@ from actions.human_handoff import ActionHumanHandoff
 from actions.procedure_answers import ActionAnswerProcedure, context_of
 from procedures_db.queries import get_procedure
 from procedures_db.settings import PROJECT_ROOT, get_settings
+from scripts.eval_bot import reply_of
 
 DOMAIN = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
 ACTIONS = {
@@ -344,12 +345,8 @@ def test_after_asking_which_one_the_list_is_what_the_conversation_is_about() -> 
 
 
 def named_codes(chat: Chat) -> set[str]:
-    """The codes the bot's last reply answered or offered."""
-    text = "\n".join(m.get("text") or "" for m in chat.messages)
-    payloads = [b["payload"] for b in chat.buttons if b["payload"].startswith("/choose")]
-    return set(re.findall(r"(?:Mã TTHC: |\(mã )(\d{1,2}\.\d{6})", text)) | {
-        json.loads(p.removeprefix("/choose_procedure"))["procedure_code"] for p in payloads
-    }
+    """The codes the bot's last reply answered or offered (read as the bot evaluation reads)."""
+    return set(reply_of(chat.messages).named)
 
 
 @pytest.mark.parametrize(
