@@ -149,7 +149,9 @@ def parse_choice(text: str, count: int) -> int | None:
     """0-based index of a typed choice ("2", "số 2", "cái thứ hai", "đầu tiên"), else None."""
     words = [w for w in tokens(text) if w not in _CHOICE_FILLERS]
     phrase = " ".join(words)
-    if phrase in ("dau tien", "dau"):
+    if phrase == "dau tien" or (phrase == "dau" and "đầu" in text.lower()):
+        # Bare "dau" folds "đầu" (the first) and "đâu" (where): "o dau" after a list asks
+        # where, so only the accented word picks.
         index = 1
     elif phrase in ("cuoi cung", "cuoi"):
         index = count
