@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -39,13 +39,14 @@ from actions.formatting import buttons_for, procedure_answer, wants_full
 from actions.questions import (
     Fact,
     codes_in,
+    correction_rest,
     facts_asked,
     mentions_level_number,
     procedure_words,
 )
 from procedures_db.asked import asks_same_again
 from procedures_db.profile import ProvinceProfile, contact_hint, outage_apology
-from procedures_db.resolver import Candidate, Context, Decision
+from procedures_db.resolver import Candidate, Context, Decision, Resolution
 from procedures_db.resolver.features import MAX_EARLIER, earlier_procedures
 from procedures_db.search import short_title
 
@@ -120,6 +121,18 @@ def context_of(tracker: Tracker, text: str) -> Context:
     )
 
 
+def rejected_by(correction: bool, context: Context, resolution: Resolution) -> tuple[str, ...]:
+    """What a correction rejects once its ranking names another procedure: the one just
+    answered, or the ones just offered ("không phải, ý em là …" may also correct the question,
+    then the best is still the procedure answered)."""
+    best = resolution.best
+    if best is None or not correction:
+        return ()
+    if context.current:
+        return (context.current,) if best.code != context.current else ()
+    return context.offered if best.code not in context.offered else ()
+
+
 async def find_target(tracker: Tracker, text: str) -> Target:
     picked = picked_code(tracker)
     if picked:
@@ -127,7 +140,13 @@ async def find_target(tracker: Tracker, text: str) -> Target:
     codes = codes_in(text)  # a typed code identifies; nothing to rank
     if codes:
         return Target(code=codes[0])
-    resolution = await lookup.resolve(text, context_of(tracker, text))
+    context = context_of(tracker, text)
+    rest = correction_rest(text)
+    text = rest or text  # "không phải, ý em là X": the denial names no procedure
+    resolution = await lookup.resolve(text, context)
+    rejected = rejected_by(rest is not None, context, resolution)
+    if rejected:
+        resolution = await lookup.resolve(text, replace(context, rejected=rejected))
     best = resolution.best
     if resolution.decision is Decision.ANSWER:
         return Target(code=best.code)

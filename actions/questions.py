@@ -50,6 +50,20 @@ _ORDINALS = {_folded(word): index for word, index in _VOCABULARY.ordinals.items(
 _CHOICE_FILLERS = frozenset(w for phrase in _VOCABULARY.choice_fillers for w in tokens(phrase))
 
 
+def _alternation(phrases: tuple[str, ...]) -> str:
+    folded_phrases = sorted({_folded(p) for p in phrases if _folded(p)}, key=len, reverse=True)
+    return "|".join(r"\s+".join(map(re.escape, p.split())) for p in folded_phrases)
+
+
+_OPENERS = _alternation(_VOCABULARY.correction_openers)
+_RESTATEMENTS = _alternation(_VOCABULARY.restatements)
+_CORRECTION_RE = re.compile(
+    rf"^\W*(?:(?:{_OPENERS})\b|(?:{_alternation(_VOCABULARY.denials)})\s*"
+    rf"(?:[,.;:!]+(?:\s*(?:{_RESTATEMENTS})\b)?|(?:{_RESTATEMENTS})\b|$|(?=(?:{_OPENERS})\b)))"
+)
+_STOP_WORDS = frozenset(_folded(word) for word in _VOCABULARY.stop_words)
+
+
 def folded_words(text: str) -> list[str]:
     """Accent-folded tokens of the normalized message (chat abbreviations expanded)."""
     return tokens(normalize_message(text))
@@ -143,6 +157,21 @@ def procedure_words(text: str) -> list[str]:
 
 def codes_in(text: str) -> list[str]:
     return _VOCABULARY.codes_in(text)
+
+
+def correction_rest(text: str) -> str | None:
+    """What a message that says the procedure just answered is not the one meant names instead
+    ("không phải, ý em là cấp lại giấy khai sinh" -> "cấp lại giấy khai sinh"; choices.yml),
+    as typed or with chat shorthand expanded ("ko phai y e la …"); None when it corrects
+    nothing or names no procedure ("không phải, ý em là hỏi lệ phí" corrects the question)."""
+    typed = canonical(text)
+    for form in (typed, normalize_message(typed)):
+        match = _CORRECTION_RE.match(fold_accents(form))
+        if match:
+            rest = form[match.end() :]
+            named = [w for w in procedure_words(rest) if w not in _STOP_WORDS]
+            return rest.strip() if named else None
+    return None
 
 
 def parse_choice(text: str, count: int) -> int | None:

@@ -61,6 +61,9 @@ class Vocabulary:
     narrow_variants: Mapping[str, tuple[str, ...]]
     ordinals: Mapping[str, int]
     choice_fillers: tuple[str, ...]
+    correction_openers: tuple[str, ...]
+    denials: tuple[str, ...]
+    restatements: tuple[str, ...]
     life_events: Mapping[str, str]
     code_pattern: str
     code_label_pattern: str
@@ -183,7 +186,13 @@ SCHEMA: dict[str, dict[str, Reader]] = {
     },
     "actions.yml": {"actions": _text_list, "generic_words": _text_list},
     "narrow_variants.yml": {"narrow_variants": _list_map},
-    "choices.yml": {"ordinals": _int_map, "choice_fillers": _text_list},
+    "choices.yml": {
+        "ordinals": _int_map,
+        "choice_fillers": _text_list,
+        "correction_openers": _text_list,
+        "denials": _text_list,
+        "restatements": _text_list,
+    },
     "life_events.yml": {"life_events": _text_map},
     "codes.yml": {"pattern": _regex, "label": _regex},
 }
@@ -276,6 +285,9 @@ def read_vocabulary(folder: Path = VOCABULARY_DIR, extra_dir: Path | None = None
         ),
         ordinals=MappingProxyType(data["choices.yml"]["ordinals"]),
         choice_fillers=tuple(data["choices.yml"]["choice_fillers"]),
+        correction_openers=tuple(data["choices.yml"]["correction_openers"]),
+        denials=tuple(data["choices.yml"]["denials"]),
+        restatements=tuple(data["choices.yml"]["restatements"]),
         life_events=MappingProxyType(data["life_events.yml"]["life_events"]),
         code_pattern=codes["pattern"],
         code_label_pattern=codes["label"],

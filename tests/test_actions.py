@@ -376,6 +376,36 @@ async def test_a_follow_up_after_a_list_stays_with_the_list(
     assert "Thời gian" in reply
 
 
+@pytest.mark.parametrize(
+    ("first", "correction", "meant"),
+    [
+        # Before, the card stayed among the three offered.
+        ("cấp lại căn cước mất bao lâu", "không phải, ý em là cấp lại giấy khai sinh", None),
+        (
+            "đổi bằng lái hết hạn thế nào",
+            "à nhầm, bằng cũ e đánh rơi mất r, h làm lại cần gì",
+            "3.000348",
+        ),
+    ],
+)
+async def test_a_correction_never_gets_the_procedure_it_rejects(
+    first: str, correction: str, meant: str | None, use_full_db: str
+) -> None:
+    chat = Chat()
+    await chat.say(first, "ask_processing_time")
+    rejected = chat.slots["procedure_code"]
+    await chat.say(correction, "nlu_fallback")
+    assert named_codes(chat) and rejected not in named_codes(chat)
+    assert meant is None or chat.slots["procedure_code"] == meant
+
+
+async def test_a_correction_of_the_question_keeps_the_procedure(use_full_db: str) -> None:
+    chat = Chat()
+    await chat.say("cấp lại căn cước mất bao lâu", "ask_processing_time")
+    reply = await chat.say("không phải, ý em là hỏi lệ phí cơ", "ask_fee")
+    assert "Mã TTHC: 1.014064" in reply and "70.000" in reply
+
+
 async def test_going_back_to_an_earlier_procedure(use_full_db: str) -> None:
     chat = Chat()
     await chat.say("đổi bằng lái mất bao lâu", "ask_processing_time", procedure_code=LICENCE)

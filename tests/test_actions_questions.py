@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from actions.formatting import procedure_answer
-from actions.questions import Fact, facts_asked, parse_choice, procedure_words
+from actions.questions import Fact, correction_rest, facts_asked, parse_choice, procedure_words
 from procedures_db.asked import asks_same_again
 from procedures_db.facts import method_fee, method_time
 from procedures_db.profile import ProvinceProfile
@@ -59,6 +59,26 @@ def test_facts_asked(intent: str | None, text: str, facts: list[Fact]) -> None:
 )
 def test_parse_choice(text: str, index: int | None) -> None:
     assert parse_choice(text, 5) == index
+
+
+@pytest.mark.parametrize(
+    ("text", "rest"),
+    [
+        ("không phải, ý em là cấp lại giấy khai sinh", "cấp lại giấy khai sinh"),
+        ("ko phai y e la gks", "gks"),
+        ("à nhầm, bằng cũ e đánh rơi mất rồi", "bằng cũ e đánh rơi mất rồi"),
+        ("sai rồi, tôi hỏi tạm trú", "tôi hỏi tạm trú"),
+        ("ko, cấp lại hộ chiếu cơ", "cấp lại hộ chiếu cơ"),
+        # a question, a story, a restated question: no correction of the procedure
+        ("Không phải nộp lệ phí à?", None),
+        ("Nhầm lẫn tên trong giấy khai sinh thì sửa thế nào", None),
+        ("ý em là làm online được không", None),
+        ("không phải, ý em là hỏi lệ phí", None),
+        ("không", None),
+    ],
+)
+def test_correction_rest(text: str, rest: str | None) -> None:
+    assert correction_rest(text) == rest
 
 
 @pytest.mark.parametrize(

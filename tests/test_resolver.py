@@ -147,6 +147,17 @@ def test_a_new_procedure_named_briefly_switches(indexes, model):
     assert best(indexes, model, "thế còn đăng ký kết hôn", current=BIRTH) == MARRIAGE
 
 
+def test_a_rejected_procedure_is_never_ranked(indexes, model):
+    # "không phải, ý em là cấp lại giấy khai sinh" after the card: its words still match the card.
+    card_again = "1.014064"
+    context = Context(current=card_again, rejected=(card_again,))
+    ranked = resolve_with(indexes, model, "cấp lại giấy khai sinh", context).candidates
+    assert ranked and card_again not in {c.code for c in ranked}
+    assert card_again in {
+        c.code for c in resolve_with(indexes, model, "cấp lại căn cước", Context()).candidates
+    }
+
+
 SINGLE_STATUS = "1.004873"  # Cấp Giấy xác nhận tình trạng hôn nhân
 LAND_TRANSFER = "1.013831"  # Đăng ký biến động (chuyển nhượng, tặng cho, thừa kế)
 

@@ -264,6 +264,16 @@ def resolve(
     return resolve_with(indexes, model, message, context, limit=limit, allowed=allowed)
 
 
+def _without(indexes: Indexes, allowed: np.ndarray | None, codes: tuple[str, ...]):
+    """`allowed` (every procedure when None) less `codes`."""
+    ids = [indexes.records.by_code[c] for c in codes if c in indexes.records.by_code]
+    if not ids:
+        return allowed
+    mask = np.ones(len(indexes.records.records), dtype=bool) if allowed is None else allowed.copy()
+    mask[ids] = False
+    return mask
+
+
 def resolve_with(
     indexes: Indexes,
     model: RankingModel,
@@ -274,6 +284,7 @@ def resolve_with(
     allowed: np.ndarray | None = None,
 ) -> Resolution:
     examples = model.example_index(indexes.records)
+    allowed = _without(indexes, allowed, context.rejected)
     v = view(indexes.names, indexes.records, message or "", context, allowed, examples)
     ids, p, p_none = score_view(indexes, model, v)
     g = none_vector(v)

@@ -111,6 +111,9 @@ class Context:
     # the procedures the conversation was about before the current one, latest first:
     # "thôi quay lại vụ sang tên" goes back to one of them
     earlier: tuple[str, ...] = ()
+    # procedures the citizen just said are not the one meant ("không phải, ý em là …"): never
+    # ranked, whatever their words share with the message
+    rejected: tuple[str, ...] = ()
 
 
 MAX_EARLIER = 3
