@@ -19,6 +19,7 @@ from rasa_sdk.types import DomainDict
 from actions.procedure_answers import (
     EXAMPLES,
     FALLBACK_COUNT_SLOT,
+    PROCEDURE_SLOT,
     Target,
     answer_target,
     contact_profile,
@@ -90,7 +91,18 @@ class ActionOutOfScope(ResolverFirst):
         self, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> list[dict[str, Any]]:
         target = await resolved(tracker)
-        if target:
+        if target and not only_unsure_of_current(target, tracker.get_slot(PROCEDURE_SLOT)):
             return await answer_target(dispatcher, tracker, target)
         dispatcher.utter_message(response="utter_out_of_scope")
         return []
+
+
+def only_unsure_of_current(target: Target, current: str | None) -> bool:
+    """The resolver, unsure, can only say the conversation's procedure again: for a message the
+    classifier calls out of scope ("thời tiết hôm nay thế nào") that is the conversation's prior
+    speaking, not the message."""
+    if current is None:
+        return False
+    if target.code is not None:
+        return target.code == current and bool(target.alternatives)
+    return all(hit.code == current for hit in target.hits)

@@ -171,7 +171,8 @@ def facts_for(tracker: Tracker, target: Target) -> list[Fact]:
     intent = (latest.get("intent") or {}).get("name")
     if intent == CHOOSE_INTENT or target.picked:
         return pending or [Fact.OVERVIEW]
-    in_conversation = tracker.get_slot(PROCEDURE_SLOT) is not None
+    # A later turn (a procedure answered or a list offered): the asked-fact model reads it.
+    in_conversation = bool(tracker.get_slot(PROCEDURE_SLOT) or tracker.get_slot(CANDIDATES_SLOT))
     facts = facts_asked(intent, text, in_conversation)
     if facts != [Fact.OVERVIEW]:
         return facts

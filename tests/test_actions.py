@@ -24,7 +24,8 @@ from actions.disambiguation import choose_payload, offer
 from actions.fallback import ActionFallback, ActionOutOfScope
 from actions.feedback import ActionFeedback
 from actions.human_handoff import ActionHumanHandoff
-from actions.procedure_answers import ActionAnswerProcedure, context_of
+from actions.procedure_answers import ActionAnswerProcedure, Target, context_of, facts_for
+from actions.questions import Fact
 from procedures_db.queries import get_procedure
 from procedures_db.settings import PROJECT_ROOT, get_settings
 from scripts.eval_bot import reply_of
@@ -344,6 +345,17 @@ def test_after_asking_which_one_the_list_is_what_the_conversation_is_about() -> 
     assert context_of(answered, "bao lâu thì có").current == "1.001193"
 
 
+def test_after_a_list_the_asked_fact_is_read_as_in_any_later_turn() -> None:
+    # The NLU's intent names a conversation's first question; a later turn's fact is the
+    # learned model's, also when the bot has only listed candidates so far.
+    slots = {"procedure_candidates": [{"code": "1.014061", "name": "a"}], "pending_facts": []}
+    latest = {"text": "mang theo những gì", "intent": {"name": "ask_fee"}}
+    listed = Tracker("citizen", slots, latest, [], False, None, {}, "action_listen")
+    assert facts_for(listed, Target(hits=[]))[0] is Fact.DOCUMENTS
+    first = Tracker("citizen", {}, latest, [], False, None, {}, "action_listen")
+    assert facts_for(first, Target(hits=[]))[0] is Fact.FEE
+
+
 def named_codes(chat: Chat) -> set[str]:
     """The codes the bot's last reply answered or offered (read as the bot evaluation reads)."""
     return set(reply_of(chat.messages).named)
@@ -612,6 +624,17 @@ async def test_out_of_scope_still_answers_a_clear_procedure(use_full_db: str) ->
     """The classifier may call a story out of scope; the resolver is asked first."""
     reply = await Chat().say("đổi giấy phép lái xe mất bao lâu", "out_of_scope")
     assert "Mã TTHC: 3.000347" in reply
+
+
+async def test_out_of_scope_in_a_conversation_is_not_taken_for_a_follow_up(
+    use_full_db: str,
+) -> None:
+    chat = Chat()
+    await chat.say("chung thuc ban sao mat bao nhieu tien", "ask_fee")
+    reply = await chat.say("thoi tiet hom nay the nao", "out_of_scope")
+    assert "tôi chỉ hỗ trợ tra cứu thủ tục hành chính" in reply and not named_codes(chat)
+    reply = await chat.say("còn lltp thì sao", "out_of_scope")  # a switch still answers
+    assert "3.000333" in named_codes(chat) or "3.000330" in named_codes(chat), reply
 
 
 async def test_fallback_asks_the_resolver_first(use_full_db: str) -> None:
