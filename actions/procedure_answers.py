@@ -153,8 +153,19 @@ async def find_target(tracker: Tracker, text: str) -> Target:
     if resolution.decision is Decision.SUGGEST:
         return Target(code=best.code, alternatives=resolution.alternatives())
     if resolution.decision is Decision.ASK:
-        return Target(hits=[best, *resolution.alternatives(share=ASK_AMONG_SHARE)])
+        hits = [best, *resolution.alternatives(share=ASK_AMONG_SHARE)]
+        return Target(hits=asked_again(hits, context) if not context.current else hits)
     return Target(ask_which=not procedure_words(text))
+
+
+def asked_again(hits: list[Candidate], context: Context) -> list[Candidate]:
+    """Asking again after a list: a procedure joins those offered only when likelier than one
+    of them. A word the list's procedures lack ("gia hạn thì sao", "bố mẹ có phải đi cùng ko")
+    otherwise brought in a procedure of another field, which the next turn then answered first."""
+    listed = [h.probability for h in hits if h.code in context.offered]
+    if not listed:
+        return hits
+    return [h for h in hits if h.code in context.offered or h.probability > min(listed)]
 
 
 def _slot_facts(tracker: Tracker, slot: str) -> list[Fact]:

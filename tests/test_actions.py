@@ -418,6 +418,18 @@ async def test_a_correction_of_the_question_keeps_the_procedure(use_full_db: str
     assert "Mã TTHC: 1.014064" in reply and "70.000" in reply
 
 
+async def test_a_word_the_list_lacks_brings_no_other_field_into_it(use_full_db: str) -> None:
+    chat = Chat()
+    await chat.say("ad ơi cho e hỏi làm hộ chiếu cho con 5 tuổi cần gì ạ", "ask_documents")
+    listed = named_codes(chat)
+    assert len(listed) >= 2
+    # Before, "Đăng ký lại kết hôn" joined the list ("bố mẹ"), then was answered first.
+    await chat.say("thế bố mẹ có phải đi cùng ko", "ask_fee")
+    assert named_codes(chat) <= listed
+    await chat.say("mấy ngày thì có", "ask_processing_time")
+    assert named_codes(chat) <= listed
+
+
 async def test_going_back_to_an_earlier_procedure(use_full_db: str) -> None:
     chat = Chat()
     await chat.say("đổi bằng lái mất bao lâu", "ask_processing_time", procedure_code=LICENCE)
