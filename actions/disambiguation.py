@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -11,19 +12,20 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import lookup
 from actions.formatting import trim
-from actions.questions import parse_choice, procedure_words
+from actions.questions import name_words, parse_choice
 from procedures_db.answers import FACT_LABELS, key_facts
 from procedures_db.facts import UNKNOWN
 from procedures_db.profile import ProvinceProfile
 from procedures_db.queries import ProcedureDetails
 from procedures_db.resolver import MAX_LISTED
 from procedures_db.search import short_titles
-from procedures_db.text import tokens
+from procedures_db.text import canonical, fold_accents
 
 # Facts short enough to compare across candidates (procedures_db.answers.key_facts).
 COMPARABLE = ("time", "fee", "place", "online")
 CANDIDATES_SLOT = "procedure_candidates"
 PENDING_FACTS_SLOT = "pending_facts"
+_WORDS_RE = re.compile(r"\w+")
 
 
 def choose_payload(code: str) -> str:
@@ -95,14 +97,15 @@ def compare_text(details: list[ProcedureDetails], fact: str, profile: ProvincePr
 
 def _by_name(text: str, candidates: list[dict[str, str]]) -> str | None:
     """The one candidate whose name covers the typed words best (ties: closest length)."""
-    words = set(procedure_words(text))
+    words, accented = name_words(text)
     if not words:
         return None
     ranked = []
     for candidate in candidates:
-        name_words = set(tokens(candidate["name"]))
-        coverage = len(words & name_words) / len(words)
-        closeness = len(words & name_words) / len(words | name_words)
+        name = canonical(candidate["name"])
+        named = set(_WORDS_RE.findall(name if accented else fold_accents(name)))
+        coverage = len(words & named) / len(words)
+        closeness = len(words & named) / len(words | named)
         ranked.append(((coverage, closeness), candidate["code"]))
     ranked.sort(reverse=True)
     best_key, best_code = ranked[0]

@@ -150,6 +150,17 @@ def procedure_phrase(text: str) -> str:
     return " ".join(kept)
 
 
+def name_words(text: str) -> tuple[set[str], bool]:
+    """The words a typed pick names a procedure by ("cái thường trú"), without question,
+    filler and choice words, accents kept when typed with them ("thuế" is not "thuê"), and
+    whether they were."""
+    phrase = procedure_phrase(text)
+    accented = fold_accents(phrase) != phrase
+    words = {w if accented else fold_accents(w) for w in _WORD_RE.findall(phrase)}
+    kept = {w for w in words if fold_accents(w) not in _CHOICE_FILLERS and not w.isdigit()}
+    return kept, accented
+
+
 def procedure_words(text: str) -> list[str]:
     """Tokens that may name a procedure: the message without question and filler words."""
     return [w for w in tokens(procedure_phrase(text)) if not w.isdigit()]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from actions.disambiguation import _by_name
 from actions.formatting import procedure_answer
 from actions.questions import Fact, correction_rest, facts_asked, parse_choice, procedure_words
 from procedures_db.asked import asks_same_again
@@ -184,3 +185,24 @@ def test_a_record_without_values_never_gets_a_guess() -> None:
     assert answer.count("Cơ sở dữ liệu chưa có thông tin") == 5
     assert "Nơi nộp hồ sơ: chưa có thông tin" in answer
     assert answer.count("1022 (7h-17h)") == 6
+
+
+LAND_LIST = [
+    {"code": "1.013978", "name": "Đăng ký đất đai, cấp Giấy chứng nhận quyền sử dụng đất"},
+    {"code": "1.013831", "name": "Đăng ký biến động đất trường hợp chuyển nhượng, cho thuê"},
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("cái chuyển nhượng", "1.013831"),
+        ("cai bien dong", "1.013831"),
+        ("đăng ký đất đai", "1.013978"),
+        # "thuế" is not the name's "thuê": a question on the fee, not a pick
+        ("thuế phí bao nhiêu", None),
+        ("thue phi bn", None),
+    ],
+)
+def test_a_typed_name_picks_one_offered(text: str, code: str | None) -> None:
+    assert _by_name(text, LAND_LIST) == code
