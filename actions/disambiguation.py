@@ -108,8 +108,12 @@ def _by_name(text: str, candidates: list[dict[str, str]]) -> str | None:
         closeness = len(words & named) / len(words | named)
         ranked.append(((coverage, closeness), candidate["code"]))
     ranked.sort(reverse=True)
-    best_key, best_code = ranked[0]
-    if best_key[0] < 0.8 or (len(ranked) > 1 and ranked[1][0] == best_key):
+    (coverage, closeness), best_code = ranked[0]
+    if coverage < 0.8 or (len(ranked) > 1 and ranked[1][0] == (coverage, closeness)):
+        return None
+    # Words every offered name holds ("cấp lại" among re-issues) pick one only when they are
+    # its whole name ("đăng ký thường trú" beside "xóa đăng ký thường trú").
+    if len(ranked) > 1 and ranked[1][0][0] == coverage and closeness < 1.0:
         return None
     return best_code
 

@@ -206,3 +206,16 @@ LAND_LIST = [
 )
 def test_a_typed_name_picks_one_offered(text: str, code: str | None) -> None:
     assert _by_name(text, LAND_LIST) == code
+
+
+def test_words_every_offered_name_holds_pick_none_unless_a_whole_name() -> None:
+    reissues = [
+        {"code": "1.013080", "name": "Cấp lại chứng nhận đăng ký xe trực tuyến toàn trình"},
+        {"code": "1.013082", "name": "Cấp lại chứng nhận đăng ký xe trực tiếp"},
+    ]
+    assert _by_name("le phi cap lai bao nhieu", reissues) is None
+    residence = [
+        {"code": "1.003197", "name": "Xóa đăng ký thường trú"},
+        {"code": "1.004222", "name": "Đăng ký thường trú"},
+    ]
+    assert _by_name("đăng ký thường trú", residence) == "1.004222"
