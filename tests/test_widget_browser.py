@@ -332,14 +332,17 @@ async def test_conversation_is_forgotten_after_a_day_idle(browser, web_server):
     await expect(bot_messages(page).last).to_contain_text("Đã nhận")
     await page.reload()
     await expect(user_messages(page)).to_have_count(1)  # a reload keeps it
-    await page.evaluate(
-        """() => {
-            const key = Object.keys(localStorage).find((k) => k.startsWith("tthc-chat:"));
-            const state = JSON.parse(localStorage.getItem(key));
-            state.savedAt -= 25 * 60 * 60 * 1000;
-            localStorage.setItem(key, JSON.stringify(state));
-        }"""
-    )
+    # A poll for staff replies answers meanwhile: polling is not activity (it used to save the
+    # state again, so a loaded machine kept the day-old conversation).
+    async with page.expect_response(lambda r: "/api/chat/updates" in r.url, timeout=30_000):
+        await page.evaluate(
+            """() => {
+                const key = Object.keys(localStorage).find((k) => k.startsWith("tthc-chat:"));
+                const state = JSON.parse(localStorage.getItem(key));
+                state.savedAt -= 25 * 60 * 60 * 1000;
+                localStorage.setItem(key, JSON.stringify(state));
+            }"""
+        )
     await page.reload()
     await open_chat(page)
     await expect(user_messages(page)).to_have_count(0)

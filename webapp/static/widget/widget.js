@@ -466,7 +466,8 @@
         state.updateId = update.id;
         addMessage({ from: update.from === "staff" ? "staff" : "bot", text: String(update.text) });
       }
-      saveState();
+      // Nothing saved for an empty poll: an open tab polling is not activity, and saving would
+      // keep a conversation idle for a day from being forgotten (addMessage saves the rest).
       return Boolean(body.held);
     } finally {
       clearTimeout(timer);
