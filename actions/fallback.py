@@ -26,13 +26,14 @@ from actions.procedure_answers import (
     find_target,
     guarded,
 )
+from actions.questions import correction_rest
 from procedures_db.profile import contact_hint
 
 
 async def resolved(tracker: Tracker) -> Target | None:
     """The resolver's target (an answer or candidates to offer) when some procedure is likelier
     than none; None to fall back."""
-    target = await find_target(tracker, tracker.latest_message.get("text") or "")
+    target = await find_target(tracker, latest_text(tracker))
     if target.code or target.hits:
         return target
     return None
@@ -91,18 +92,40 @@ class ActionOutOfScope(ResolverFirst):
         self, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> list[dict[str, Any]]:
         target = await resolved(tracker)
-        if target and not only_unsure_of_current(target, tracker.get_slot(PROCEDURE_SLOT)):
+        if target and not only_the_current(target, tracker.get_slot(PROCEDURE_SLOT)):
             return await answer_target(dispatcher, tracker, target)
         dispatcher.utter_message(response="utter_out_of_scope")
         return []
 
 
-def only_unsure_of_current(target: Target, current: str | None) -> bool:
-    """The resolver, unsure, can only say the conversation's procedure again: for a message the
-    classifier calls out of scope ("thời tiết hôm nay thế nào") that is the conversation's prior
-    speaking, not the message."""
+class ActionDeny(ResolverFirst):
+    """ "No" ("không cần nữa"), or a correction that names the procedure meant ("ko, cấp lại hộ
+    chiếu cơ"), which the classifier may also read as a denial: the latter is answered."""
+
+    def name(self) -> str:
+        return "action_deny"
+
+    async def reply(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[dict[str, Any]]:
+        target = await resolved(tracker) if correction_rest(latest_text(tracker)) else None
+        if target:
+            return await answer_target(dispatcher, tracker, target)
+        dispatcher.utter_message(response="utter_deny")
+        return []
+
+
+def latest_text(tracker: Tracker) -> str:
+    return tracker.latest_message.get("text") or ""
+
+
+def only_the_current(target: Target, current: str | None) -> bool:
+    """All the resolver finds is the conversation's procedure again: for a message the
+    classifier calls out of scope ("thời tiết hôm nay thế nào" after a question on
+    certification) that is the conversation's prior speaking (a follow-up shape, "… thế nào"),
+    not the message; a procedure the message names is another one."""
     if current is None:
         return False
     if target.code is not None:
-        return target.code == current and bool(target.alternatives)
+        return target.code == current
     return all(hit.code == current for hit in target.hits)

@@ -21,7 +21,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import lookup
 from actions.disambiguation import choose_payload, offer
-from actions.fallback import ActionFallback, ActionOutOfScope
+from actions.fallback import ActionDeny, ActionFallback, ActionOutOfScope
 from actions.feedback import ActionFeedback
 from actions.human_handoff import ActionHumanHandoff
 from actions.procedure_answers import ActionAnswerProcedure, Target, context_of, facts_for
@@ -37,6 +37,7 @@ ACTIONS = {
         ActionAnswerProcedure(),
         ActionFallback(),
         ActionOutOfScope(),
+        ActionDeny(),
         ActionHumanHandoff(),
         ActionFeedback(),
     )
@@ -409,6 +410,16 @@ async def test_a_correction_never_gets_the_procedure_it_rejects(
     await chat.say(correction, "nlu_fallback")
     assert named_codes(chat) and rejected not in named_codes(chat)
     assert meant is None or chat.slots["procedure_code"] == meant
+
+
+async def test_a_correction_read_as_a_denial_is_still_answered(use_full_db: str) -> None:
+    chat = Chat()
+    await chat.say("cấp lại căn cước mất bao lâu", "ask_processing_time")
+    await chat.say("ko, cấp lại hộ chiếu cơ", "deny")
+    assert named_codes(chat) and "1.014064" not in named_codes(chat)
+    assert any(code in named_codes(chat) for code in ("1.001456", "2.001195", "1.001471"))
+    reply = await chat.say("không cần nữa", "deny")
+    assert reply == DOMAIN["responses"]["utter_deny"][0]["text"]
 
 
 async def test_a_correction_of_the_question_keeps_the_procedure(use_full_db: str) -> None:

@@ -153,6 +153,9 @@ def test_a_rejected_procedure_is_never_ranked(indexes, model):
     context = Context(current=card_again, rejected=(card_again,))
     ranked = resolve_with(indexes, model, "cấp lại giấy khai sinh", context).candidates
     assert ranked and card_again not in {c.code for c in ranked}
+    # nor at another level: "2.001194" is "Cấp lại thẻ căn cước (thực hiện tại cấp tỉnh)"
+    ranked = resolve_with(indexes, model, "cấp lại thẻ căn cước cấp tỉnh", context).candidates
+    assert ranked and not {card_again, "2.001194", "1.000757"} & {c.code for c in ranked}
     assert card_again in {
         c.code for c in resolve_with(indexes, model, "cấp lại căn cước", Context()).candidates
     }

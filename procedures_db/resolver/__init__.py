@@ -265,10 +265,13 @@ def resolve(
 
 
 def _without(indexes: Indexes, allowed: np.ndarray | None, codes: tuple[str, ...]):
-    """`allowed` (every procedure when None) less `codes`."""
+    """`allowed` (every procedure when None) less `codes` and their same-named variants at
+    other levels (a rejected "Cấp lại thẻ căn cước" is rejected at every level)."""
     ids = [indexes.records.by_code[c] for c in codes if c in indexes.records.by_code]
     if not ids:
         return allowed
+    families = {indexes.family[i] for i in ids} - {""}
+    ids += [i for i, family in enumerate(indexes.family) if family in families]
     mask = np.ones(len(indexes.records.records), dtype=bool) if allowed is None else allowed.copy()
     mask[ids] = False
     return mask
