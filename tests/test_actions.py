@@ -21,12 +21,13 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import lookup
 from actions.disambiguation import choose_payload, offer
-from actions.fallback import ActionDeny, ActionFallback, ActionOutOfScope
+from actions.fallback import ActionDeny, ActionFallback, ActionOutOfScope, only_unsure_of_current
 from actions.feedback import ActionFeedback
 from actions.human_handoff import ActionHumanHandoff
 from actions.procedure_answers import ActionAnswerProcedure, Target, context_of, facts_for
 from actions.questions import Fact
 from procedures_db.queries import get_procedure
+from procedures_db.resolver import Candidate
 from procedures_db.settings import PROJECT_ROOT, get_settings
 from scripts.eval_bot import reply_of
 
@@ -649,14 +650,20 @@ async def test_out_of_scope_still_answers_a_clear_procedure(use_full_db: str) ->
     assert "Mã TTHC: 3.000347" in reply
 
 
-async def test_out_of_scope_in_a_conversation_is_not_taken_for_a_follow_up(
-    use_full_db: str,
-) -> None:
+def test_out_of_scope_declines_an_unsure_repeat_of_the_current_procedure() -> None:
+    current, other = Candidate("2.000815", "a", 0.6), Candidate("3.000333", "b", 0.3)
+    assert only_unsure_of_current(Target(hits=[current]), current.code)
+    assert only_unsure_of_current(Target(code=current.code, alternatives=[other]), current.code)
+    assert not only_unsure_of_current(Target(code=current.code), current.code)  # sure
+    assert not only_unsure_of_current(Target(hits=[current, other]), current.code)
+    assert not only_unsure_of_current(Target(code=other.code), current.code)
+    assert not only_unsure_of_current(Target(hits=[current]), None)
+
+
+async def test_out_of_scope_in_a_conversation_still_switches(use_full_db: str) -> None:
     chat = Chat()
     await chat.say("chung thuc ban sao mat bao nhieu tien", "ask_fee")
-    reply = await chat.say("thoi tiet hom nay the nao", "out_of_scope")
-    assert "tôi chỉ hỗ trợ tra cứu thủ tục hành chính" in reply and not named_codes(chat)
-    reply = await chat.say("còn lltp thì sao", "out_of_scope")  # a switch still answers
+    reply = await chat.say("còn lltp thì sao", "out_of_scope")
     assert "3.000333" in named_codes(chat) or "3.000330" in named_codes(chat), reply
 
 
