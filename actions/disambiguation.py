@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -12,20 +11,18 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import lookup
 from actions.formatting import trim
-from actions.questions import name_words, parse_choice
+from actions.questions import name_word_set, name_words, parse_choice
 from procedures_db.answers import FACT_LABELS, key_facts
 from procedures_db.facts import UNKNOWN
 from procedures_db.profile import ProvinceProfile
 from procedures_db.queries import ProcedureDetails
 from procedures_db.resolver import MAX_LISTED
 from procedures_db.search import short_titles
-from procedures_db.text import canonical, fold_accents
 
 # Facts short enough to compare across candidates (procedures_db.answers.key_facts).
 COMPARABLE = ("time", "fee", "place", "online")
 CANDIDATES_SLOT = "procedure_candidates"
 PENDING_FACTS_SLOT = "pending_facts"
-_WORDS_RE = re.compile(r"\w+")
 
 
 def choose_payload(code: str) -> str:
@@ -96,14 +93,14 @@ def compare_text(details: list[ProcedureDetails], fact: str, profile: ProvincePr
 
 
 def _by_name(text: str, candidates: list[dict[str, str]]) -> str | None:
-    """The one candidate whose name covers the typed words best (ties: closest length)."""
+    """The one candidate whose name covers the typed words best: words the other names lack,
+    or (words every name holds) its whole name; None when the typing picks none."""
     words, accented = name_words(text)
     if not words:
         return None
     ranked = []
     for candidate in candidates:
-        name = canonical(candidate["name"])
-        named = set(_WORDS_RE.findall(name if accented else fold_accents(name)))
+        named = name_word_set(candidate["name"], accented)
         coverage = len(words & named) / len(words)
         closeness = len(words & named) / len(words | named)
         ranked.append(((coverage, closeness), candidate["code"]))

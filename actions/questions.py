@@ -156,9 +156,15 @@ def name_words(text: str) -> tuple[set[str], bool]:
     whether they were."""
     phrase = procedure_phrase(text)
     accented = fold_accents(phrase) != phrase
-    words = {w if accented else fold_accents(w) for w in _WORD_RE.findall(phrase)}
+    words = name_word_set(phrase, accented)
     kept = {w for w in words if fold_accents(w) not in _CHOICE_FILLERS and not w.isdigit()}
     return kept, accented
+
+
+def name_word_set(name: str, accented: bool) -> set[str]:
+    """A name's words as a typed pick is compared with them: with accents or folded."""
+    name = canonical(name)
+    return set(_WORD_RE.findall(name if accented else fold_accents(name)))
 
 
 def procedure_words(text: str) -> list[str]:
