@@ -258,13 +258,6 @@ def procedure_reply(
     """Name and code, one paragraph per asked fact, then the source link: one message (Rasa's
     REST channel splits a text at blank lines into separate messages)."""
     replies = answer_facts(details, facts, profile, **options)
-    missing = [
-        f in FACT_LABELS and r.text == not_available(f, profile)
-        for f, r in zip(facts, replies, strict=True)
-    ]
-    if missing and all(missing):
-        # Nothing asked is in the record: what it does hold, rather than only "no information".
-        replies += answer_facts(details, ["overview"], profile, **options)
     parts = [header(details), *(reply.text for reply in replies)]
     if clean(details.source_url):
         parts.append(f"Nguồn: {clean(details.source_url)}")
