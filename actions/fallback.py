@@ -16,6 +16,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions import lookup
 from actions.procedure_answers import (
     EXAMPLES,
     FALLBACK_COUNT_SLOT,
@@ -28,6 +29,7 @@ from actions.procedure_answers import (
 )
 from actions.questions import correction_rest
 from procedures_db.profile import contact_hint
+from procedures_db.resolver import Context, Decision
 
 
 async def resolved(tracker: Tracker) -> Target | None:
@@ -92,7 +94,7 @@ class ActionOutOfScope(ResolverFirst):
         self, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> list[dict[str, Any]]:
         target = await resolved(tracker)
-        if target and not only_unsure_of_current(target, tracker.get_slot(PROCEDURE_SLOT)):
+        if target and not await only_from_the_conversation(target, tracker):
             return await answer_target(dispatcher, tracker, target)
         dispatcher.utter_message(response="utter_out_of_scope")
         return []
@@ -117,6 +119,20 @@ class ActionDeny(ResolverFirst):
 
 def latest_text(tracker: Tracker) -> str:
     return tracker.latest_message.get("text") or ""
+
+
+async def only_from_the_conversation(target: Target, tracker: Tracker) -> bool:
+    """The resolver, unsure, offers what the conversation suggests and the message alone names
+    nothing: "thời tiết hôm nay thế nào" after a question on a household business got the
+    business procedures listed. A confident answer stays (a follow-up the classifier calls out
+    of scope), and so does an unsure one the message names by itself ("còn lltp thì sao")."""
+    current = tracker.get_slot(PROCEDURE_SLOT)
+    if only_unsure_of_current(target, current):
+        return True
+    if current is None or (target.code is not None and not target.alternatives):
+        return False
+    alone = await lookup.resolve(latest_text(tracker), Context())
+    return alone.decision is Decision.NOT_FOUND
 
 
 def only_unsure_of_current(target: Target, current: str | None) -> bool:

@@ -667,6 +667,18 @@ async def test_out_of_scope_in_a_conversation_still_switches(use_full_db: str) -
     assert "3.000333" in named_codes(chat) or "3.000330" in named_codes(chat), reply
 
 
+async def test_out_of_scope_in_a_conversation_declines_what_only_the_conversation_suggests(
+    use_full_db: str,
+) -> None:
+    """Unsure, the resolver offered the household-business procedures again for the weather."""
+    chat = Chat()
+    await chat.say("tôi muốn đăng ký kinh doanh hộ cá thể", "ask_procedure_info")
+    assert chat.slots["procedure_code"] == "1.001612"
+    reply = await chat.say("thời tiết hôm nay thế nào", "out_of_scope")
+    assert not named_codes(chat), reply
+    assert "thủ tục hành chính" in reply
+
+
 async def test_fallback_asks_the_resolver_first(use_full_db: str) -> None:
     reply = await Chat().say("mất ví, mất luôn bằng lái, giờ làm lại ở đâu", "nlu_fallback")
     assert "3.000348" in reply
