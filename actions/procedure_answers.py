@@ -245,7 +245,10 @@ async def answer_code(
         question=text,
         full_documents=wants_full(text),
     )
-    dispatcher.utter_message(text=reply.text, buttons=buttons_for(reply, details.code))
+    buttons = buttons_for(reply, details.code)
+    if reply.then:  # the buttons go under the last message
+        dispatcher.utter_message(text=reply.text)
+    dispatcher.utter_message(text=reply.then or reply.text, buttons=buttons)
     return answered(details.code, facts)
 
 

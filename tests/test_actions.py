@@ -265,10 +265,15 @@ async def test_missing_value_gives_the_hotline(
     use_full_db: str, profile_with_hotline: Path
 ) -> None:
     # The portal publishes no requirements for 3.000347 ("Không có thông tin").
-    reply = await Chat().say("điều kiện đổi bằng lái", "ask_requirements", procedure_code=LICENCE)
+    chat = Chat()
+    reply = await chat.say("điều kiện đổi bằng lái", "ask_requirements", procedure_code=LICENCE)
     assert "Mã TTHC: 3.000347" in reply
     assert "chưa có thông tin về yêu cầu, điều kiện" in reply
     assert "1900 0000" in reply
+    # What the record does hold follows in a second message, under which the buttons are.
+    first, then = chat.messages
+    assert "1900 0000" in first["text"] and "Thời gian giải quyết" in then["text"]
+    assert then["buttons"] and not first.get("buttons")
 
 
 async def test_missing_value_without_hotline_gives_the_national_portal(use_full_db: str) -> None:

@@ -132,6 +132,17 @@ def test_a_yes_no_question_about_the_procedure_gets_the_quotes_first(records: li
     assert "Thời gian giải quyết: 5 ngày làm việc" in text
 
 
+def test_a_fact_the_record_lacks_comes_with_what_it_holds(records: list) -> None:
+    card_exchange = record(records, "1.014063")  # no requirements in the record
+    reply = procedure_reply(card_exchange, ["requirements"], ProvinceProfile())
+    assert "chưa có thông tin về yêu cầu, điều kiện" in reply.text
+    assert "Thời gian giải quyết: 7 ngày làm việc" in reply.then
+    # A key fact the record lacks is said in the overview's own words: nothing follows.
+    licence = record(records, LICENCE)
+    assert procedure_reply(licence, ["requirements", "fee"], ProvinceProfile()).then is None
+    assert procedure_reply(licence, ["fee"], ProvinceProfile()).then is None
+
+
 def test_a_plain_conditions_question_gets_the_conditions(records: list) -> None:
     assert eligibility_text(record(records, "1.004222"), "điều kiện đăng ký thường trú") is None
 

@@ -46,6 +46,7 @@ FACT_LABELS = {
 }
 LEVEL_SCALE_NOTE = "(Theo cách gọi cũ: mức độ 4 ≈ toàn trình, mức độ 3 ≈ một phần.)"
 NAME_LIMIT = 70
+KEY_FACTS = ("place", "time", "fee", "online")  # what the overview states
 FIRST_ITEMS = 5  # item lines of the first documents reply: with the header, one phone screen
 ITEM_LIMIT = 50
 MAX_STEPS = 3
@@ -58,6 +59,9 @@ MORE_DOCUMENTS = "Xem đầy đủ hồ sơ"
 class Reply:
     text: str
     more: str | None = None  # the fact with more to show on request (a "Xem thêm" button)
+    # A second message after `text`: what the record does hold when it lacks every fact asked
+    # (one message would not fit a phone screen).
+    then: str | None = None
 
 
 def not_available(fact: str, profile: ProvinceProfile) -> str:
@@ -262,7 +266,23 @@ def procedure_reply(
     if clean(details.source_url):
         parts.append(f"Nguồn: {clean(details.source_url)}")
     more = next((reply.more for reply in replies if reply.more), None)
-    return Reply("\n".join(parts), more)
+    return Reply("\n".join(parts), more, held_instead(details, facts, replies, profile))
+
+
+def held_instead(
+    details: Any, facts: list[str], replies: list[Reply], profile: ProvinceProfile
+) -> str | None:
+    """When the record holds none of the conditions, documents or steps asked ("rút BHXH một lần
+    thì thủ tục thế nào" read as asking the conditions): its key facts, so that "no information"
+    is not all the citizen gets."""
+    asked = [f for f in facts if f in FACT_LABELS]
+    if not asked or set(asked) & set(KEY_FACTS):
+        return None
+    missing = [r.text == not_available(f, profile) for f, r in zip(facts, replies, strict=True)]
+    if not all(missing):
+        return None
+    overview = answer_facts(details, ["overview"], profile)[0].text
+    return f"Thông tin chính của thủ tục {details.code}:\n{overview}"
 
 
 # --- staff read-aloud script and the CLI's full text ----------------------------------------------
