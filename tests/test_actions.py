@@ -26,6 +26,7 @@ from actions.feedback import ActionFeedback
 from actions.human_handoff import ActionHumanHandoff
 from actions.procedure_answers import ActionAnswerProcedure, Target, context_of, facts_for
 from actions.questions import Fact
+from actions.smalltalk import ActionAffirm, ActionGreet, ActionThank
 from procedures_db.queries import get_procedure
 from procedures_db.resolver import Candidate
 from procedures_db.settings import PROJECT_ROOT, get_settings
@@ -41,6 +42,9 @@ ACTIONS = {
         ActionDeny(),
         ActionHumanHandoff(),
         ActionFeedback(),
+        ActionGreet(),
+        ActionThank(),
+        ActionAffirm(),
     )
 }
 LICENCE = "3.000347"  # Đổi giấy phép lái xe
@@ -689,9 +693,35 @@ async def test_fallback_asks_the_resolver_first(use_full_db: str) -> None:
     assert "3.000348" in reply
 
 
-async def test_greeting_gives_examples() -> None:
+async def test_greeting_gives_examples(use_full_db: str) -> None:
     reply = await Chat().say("xin chào", "greet")
     assert reply.count("\n- ") >= 3
+
+
+async def test_a_greeting_that_names_a_procedure_is_answered(use_full_db: str) -> None:
+    reply = await Chat().say("xin chào, tôi cần xác nhận cư trú", "greet")
+    assert "Mã TTHC: 1.010041" in reply, reply
+
+
+async def test_thanks_in_a_conversation_are_only_thanks(use_full_db: str) -> None:
+    chat = Chat()
+    await chat.say("dang ky ket hon can gi", "ask_documents")
+    assert chat.slots["procedure_code"] == "1.000894"
+    reply = await chat.say("cảm ơn bạn nhiều", "thank")
+    assert reply == DOMAIN["responses"]["utter_thank"][0]["text"]
+    reply = await chat.say("ok cảm ơn ad, còn khai tử thì sao", "thank")
+    assert "1.000656" in named_codes(chat), reply
+
+
+async def test_yes_to_the_one_procedure_asked_about_answers_it(use_full_db: str) -> None:
+    chat = Chat()
+    await chat.say("con toi moi sinh duoc 1 thang, lam giay khai sinh o dau", "ask_fee")
+    assert [c["code"] for c in chat.slots["procedure_candidates"]] == ["1.001193"]
+    reply = await chat.say("dung roi", "affirm")
+    assert "Mã TTHC: 1.001193" in reply and "Phí, lệ phí" in reply, reply
+    # After an answer, "ok" is only "ok".
+    reply = await chat.say("ok", "affirm")
+    assert reply == DOMAIN["responses"]["utter_affirm"][0]["text"]
 
 
 @pytest.fixture

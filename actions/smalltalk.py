@@ -1,0 +1,75 @@
+"""Greetings, thanks and "yes" that carry more than small talk.
+
+"xin chào, tôi cần xác nhận cư trú" (greet for the classifier) names a procedure; "ok cảm ơn
+ad, còn khai tử thì sao" (thank) switches to one; "đúng rồi" after "Có phải bạn hỏi về thủ tục
+X?" accepts X. Each is answered; plain small talk still gets its fixed reply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import lookup
+from actions.disambiguation import CANDIDATES_SLOT, PENDING_FACTS_SLOT
+from actions.fallback import ResolverFirst, latest_text, resolved
+from actions.procedure_answers import Target, answer_target
+from procedures_db.resolver import Context, Decision
+
+
+async def named_by_the_message(tracker: Tracker) -> Target | None:
+    """The resolver's target when the message alone names a procedure (the conversation would
+    otherwise make "cảm ơn bạn nhiều" a follow-up of the procedure just answered)."""
+    alone = await lookup.resolve(latest_text(tracker), Context())
+    return None if alone.decision is Decision.NOT_FOUND else await resolved(tracker)
+
+
+class SmallTalk(ResolverFirst):
+    """A fixed reply, unless the message also names a procedure."""
+
+    response = ""
+
+    def name(self) -> str:
+        return "action_" + self.response.removeprefix("utter_")
+
+    async def reply(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[dict[str, Any]]:
+        target = await named_by_the_message(tracker)
+        if target:
+            return await answer_target(dispatcher, tracker, target)
+        dispatcher.utter_message(response=self.response)
+        return []
+
+
+class ActionGreet(SmallTalk):
+    response = "utter_greet"
+
+
+class ActionThank(SmallTalk):
+    response = "utter_thank"
+
+
+def asked_about_one(tracker: Tracker) -> str | None:
+    """The procedure of the bot's last "Có phải bạn hỏi về thủ tục X?" (one candidate offered,
+    the question kept for the answer); None after a longer list or an answer."""
+    candidates = tracker.get_slot(CANDIDATES_SLOT) or []
+    if len(candidates) != 1 or tracker.get_slot(PENDING_FACTS_SLOT) is None:
+        return None
+    return candidates[0].get("code")
+
+
+class ActionAffirm(SmallTalk):
+    """ "Đúng rồi" to "Có phải bạn hỏi về thủ tục X?" answers X (the pending question)."""
+
+    response = "utter_affirm"
+
+    async def reply(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[dict[str, Any]]:
+        code = asked_about_one(tracker)
+        if code:
+            return await answer_target(dispatcher, tracker, Target(code=code, picked=True))
+        return await super().reply(dispatcher, tracker)
