@@ -141,6 +141,7 @@ def test_a_fact_the_record_lacks_comes_with_what_it_holds(records: list) -> None
     licence = record(records, LICENCE)
     assert procedure_reply(licence, ["requirements", "fee"], ProvinceProfile()).then is None
     assert procedure_reply(licence, ["fee"], ProvinceProfile()).then is None
+    assert procedure_reply(licence, ["overview", "requirements"], ProvinceProfile()).then is None
 
 
 def test_a_plain_conditions_question_gets_the_conditions(records: list) -> None:

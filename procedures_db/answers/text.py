@@ -275,11 +275,10 @@ def held_instead(
     """When the record holds none of the conditions, documents or steps asked ("rút BHXH một lần
     thì thủ tục thế nào" read as asking the conditions): its key facts, so that "no information"
     is not all the citizen gets."""
-    asked = [f for f in facts if f in FACT_LABELS]
-    if not asked or set(asked) & set(KEY_FACTS):
+    # The overview (or a key fact) asked states the key facts already.
+    if not facts or any(f not in FACT_LABELS or f in KEY_FACTS for f in facts):
         return None
-    missing = [r.text == not_available(f, profile) for f, r in zip(facts, replies, strict=True)]
-    if not all(missing):
+    if any(r.text != not_available(f, profile) for f, r in zip(facts, replies, strict=True)):
         return None
     overview = answer_facts(details, ["overview"], profile)[0].text
     return f"Thông tin chính của thủ tục {details.code}:\n{overview}"
