@@ -52,24 +52,27 @@ class ActionThank(SmallTalk):
     response = "utter_thank"
 
 
-def asked_about_one(tracker: Tracker) -> str | None:
-    """The procedure of the bot's last "Có phải bạn hỏi về thủ tục X?" (one candidate offered,
-    the question kept for the answer); None after a longer list or an answer."""
-    candidates = tracker.get_slot(CANDIDATES_SLOT) or []
-    if len(candidates) != 1 or tracker.get_slot(PENDING_FACTS_SLOT) is None:
-        return None
-    return candidates[0].get("code")
+def asked_about(tracker: Tracker) -> list[str]:
+    """The procedures of the bot's last question ("Có phải bạn hỏi về thủ tục X?" or a list to
+    choose from, the question kept for the answer); none after an answer."""
+    if tracker.get_slot(PENDING_FACTS_SLOT) is None:
+        return []
+    return [c.get("code") for c in tracker.get_slot(CANDIDATES_SLOT) or [] if c.get("code")]
 
 
 class ActionAffirm(SmallTalk):
-    """ "Đúng rồi" to "Có phải bạn hỏi về thủ tục X?" answers X (the pending question)."""
+    """ "Đúng rồi" to "Có phải bạn hỏi về thủ tục X?" answers X (the pending question); to a
+    list, it asks which one ("Vâng. Bạn cứ hỏi tiếp" would leave the question unanswered)."""
 
     response = "utter_affirm"
 
     async def reply(
         self, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> list[dict[str, Any]]:
-        code = asked_about_one(tracker)
-        if code:
-            return await answer_target(dispatcher, tracker, Target(code=code, picked=True))
+        codes = asked_about(tracker)
+        if len(codes) == 1:
+            return await answer_target(dispatcher, tracker, Target(code=codes[0], picked=True))
+        if codes:
+            dispatcher.utter_message(response="utter_choose_one")
+            return []
         return await super().reply(dispatcher, tracker)

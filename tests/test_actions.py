@@ -724,6 +724,17 @@ async def test_yes_to_the_one_procedure_asked_about_answers_it(use_full_db: str)
     assert reply == DOMAIN["responses"]["utter_affirm"][0]["text"]
 
 
+async def test_yes_to_a_list_asks_which_one(use_full_db: str) -> None:
+    chat = Chat()
+    await chat.say(
+        "toi bi mat vi, mat luon can cuoc va bang lai xe, gio lam lai can gi", "ask_documents"
+    )
+    assert len(chat.slots["procedure_candidates"]) > 1
+    reply = await chat.say("ok", "affirm")
+    assert reply == DOMAIN["responses"]["utter_choose_one"][0]["text"]
+    assert len(chat.slots["procedure_candidates"]) > 1  # the list still stands for the pick
+
+
 @pytest.fixture
 def handover_store_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The hand-over cannot be recorded (tests/test_handover.py covers when it can)."""
