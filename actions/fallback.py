@@ -131,8 +131,13 @@ async def only_from_the_conversation(target: Target, tracker: Tracker) -> bool:
         return True
     if current is None or (target.code is not None and not target.alternatives):
         return False
+    return not await names_a_procedure(tracker)
+
+
+async def names_a_procedure(tracker: Tracker) -> bool:
+    """The latest message alone, without the conversation, makes some procedure likely."""
     alone = await lookup.resolve(latest_text(tracker), Context())
-    return alone.decision is Decision.NOT_FOUND
+    return alone.decision is not Decision.NOT_FOUND
 
 
 def only_unsure_of_current(target: Target, current: str | None) -> bool:

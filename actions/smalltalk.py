@@ -12,18 +12,15 @@ from typing import Any
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import lookup
 from actions.disambiguation import CANDIDATES_SLOT, PENDING_FACTS_SLOT
-from actions.fallback import ResolverFirst, latest_text, resolved
+from actions.fallback import ResolverFirst, names_a_procedure, resolved
 from actions.procedure_answers import Target, answer_target
-from procedures_db.resolver import Context, Decision
 
 
 async def named_by_the_message(tracker: Tracker) -> Target | None:
     """The resolver's target when the message alone names a procedure (the conversation would
     otherwise make "cảm ơn bạn nhiều" a follow-up of the procedure just answered)."""
-    alone = await lookup.resolve(latest_text(tracker), Context())
-    return None if alone.decision is Decision.NOT_FOUND else await resolved(tracker)
+    return await resolved(tracker) if await names_a_procedure(tracker) else None
 
 
 class SmallTalk(ResolverFirst):
